@@ -1,0 +1,43 @@
+# Routine tasks. `make test` and `make demo` set up .venv on a fresh machine first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH_VERSION ?= 2.13.0
+
+.PHONY: setup test lint format docs bench demo toy clean
+
+# torch is pinned first so that the range in pyproject.toml is already satisfied
+# and pip does not pull CUDA wheels on CPU-only machines.
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==$(TORCH_VERSION)
+	$(BIN)/pip install -q -e ".[test,docs]"
+	touch $@
+
+setup: $(BIN)/.installed
+
+test: setup
+	$(BIN)/ruff check qipo_agents tests examples benchmarks
+	$(BIN)/python -m pytest -q
+	$(BIN)/mkdocs build --strict --quiet --site-dir /tmp/qipo-site
+
+lint: setup
+	$(BIN)/ruff check qipo_agents tests examples benchmarks
+	$(BIN)/ruff format --check qipo_agents tests examples benchmarks
+
+format: setup
+	$(BIN)/ruff check --fix qipo_agents tests examples benchmarks
+	$(BIN)/ruff format qipo_agents tests examples benchmarks
+
+docs: setup
+	$(BIN)/mkdocs build --strict --site-dir site
+
+toy: setup
+	$(BIN)/python examples/eight_gaussians.py
+
+demo: setup
+	$(BIN)/python examples/eight_gaussians.py
+
+clean:
+	rm -rf site .pytest_cache .ruff_cache build dist *.egg-info
