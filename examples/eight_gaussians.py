@@ -120,10 +120,22 @@ def plot(results: dict, betas, path: Path) -> None:
         for i, name in enumerate(rows):
             ax = axes[i, j]
             pts = results[beta][name][:4000]
-            ax.scatter(pts[:, 0], pts[:, 1], s=1, alpha=0.4, c=np.argmin(((pts[:, None] - CENTRES) ** 2).sum(-1), 1),
-                       cmap="viridis", vmin=0, vmax=N_MODES - 1)
+            ax.scatter(
+                pts[:, 0],
+                pts[:, 1],
+                s=1,
+                alpha=0.4,
+                c=np.argmin(((pts[:, None] - CENTRES) ** 2).sum(-1), 1),
+                cmap="viridis",
+                vmin=0,
+                vmax=N_MODES - 1,
+            )
             ax.set(xlim=(-4, 4), ylim=(-4, 4), xticks=[], yticks=[])
-            tv = "" if name == "exact" else f"  TV={total_variation(mode_masses(results[beta][name]), exact_mode_masses(beta)):.3f}"
+            tv = (
+                ""
+                if name == "exact"
+                else f"  TV={total_variation(mode_masses(results[beta][name]), exact_mode_masses(beta)):.3f}"
+            )
             ax.set_title(f"{name}, β={beta:g}{tv}", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -133,7 +145,9 @@ def plot(results: dict, betas, path: Path) -> None:
 def main(argv=None) -> float:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--betas", type=float, nargs="+", default=[1.0, 3.0, 10.0])
-    parser.add_argument("--steps", type=int, default=2000, help="gradient steps per model")
+    parser.add_argument("--flow-steps", type=int, default=2500, help="gradient steps per flow model")
+    parser.add_argument("--diffusion-steps", type=int, default=4000, help="gradient steps per diffusion model")
+    parser.add_argument("--cfg-steps", type=int, default=2500, help="gradient steps of the CFG baseline")
     parser.add_argument("--batch-size", type=int, default=1024, help="minibatch = weighting group size")
     parser.add_argument("--hidden", type=int, nargs="+", default=[128, 128, 128])
     parser.add_argument("--samples", type=int, default=10_000)
@@ -151,7 +165,7 @@ def main(argv=None) -> float:
     cfg = None
     if not args.no_cfg:
         cfg = ClassifierFreeGuidance(args.hidden, args.batch_size, 1e-3, seed=args.seed)
-        cfg.fit(data, energies, args.steps, rng)
+        cfg.fit(data, energies, args.cfg_steps, rng)
 
     results, table, worst = {}, [], 0.0
     for beta in args.betas:
@@ -159,11 +173,14 @@ def main(argv=None) -> float:
         modes_exact = rng.choice(N_MODES, size=args.samples, p=exact)
         results[beta] = {"exact": CENTRES[modes_exact] + STD * rng.standard_normal((args.samples, 2))}
         row = {"beta": beta}
-        for name, path, solver, steps in (("flow (EFM)", "ot", "midpoint", 20), ("diffusion (ED)", "vp", "dpm_solver_2", 25)):
+        for name, path, solver, sampler_steps, train_steps in (
+            ("flow (EFM)", "ot", "midpoint", 10, args.flow_steps),
+            ("diffusion (ED)", "vp", "dpm_solver_2", 25, args.diffusion_steps),
+        ):
             gen = EnergyGuidedGenerator(
                 path=path, beta=beta, hidden_dims=args.hidden, batch_size=args.batch_size, seed=args.seed
-            ).fit(data, energies, n_steps=args.steps)
-            samples = gen.sample(args.samples, n_steps=steps, solver=solver)
+            ).fit(data, energies, n_steps=train_steps)
+            samples = gen.sample(args.samples, n_steps=sampler_steps, solver=solver)
             results[beta][name] = samples
             row[name] = total_variation(mode_masses(samples), exact)
             worst = max(worst, row[name])

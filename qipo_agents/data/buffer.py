@@ -108,8 +108,7 @@ class OfflineBuffer:
         lengths = {name: len(getattr(self, name)) for name in _ARRAY_FIELDS}
         if len(set(lengths.values())) != 1:
             raise DatasetError(
-                f"arrays have different numbers of transitions: {lengths}; "
-                "every field needs one row per transition"
+                f"arrays have different numbers of transitions: {lengths}; every field needs one row per transition"
             )
         if lengths["observations"] == 0:
             raise DatasetError("dataset has no transitions")
@@ -130,8 +129,7 @@ class OfflineBuffer:
         starts = self._episode_starts()
         if len(starts) != len(np.unique(self.episode_ids)):
             raise DatasetError(
-                "episode_ids are not consecutive: the transitions of an episode must be contiguous "
-                "and in order"
+                "episode_ids are not consecutive: the transitions of an episode must be contiguous and in order"
             )
         is_last = np.zeros(len(self), dtype=bool)
         is_last[starts[1:] - 1] = True
@@ -163,9 +161,7 @@ class OfflineBuffer:
             action_space: the evaluation env's action space; must be a ``Box`` of shape ``(action_dim,)``.
         """
         if not isinstance(action_space, spaces.Box):
-            raise SpaceMismatchError(
-                f"QIPO needs a continuous (Box) action space, the environment has {action_space}"
-            )
+            raise SpaceMismatchError(f"QIPO needs a continuous (Box) action space, the environment has {action_space}")
         env_obs_shape = tuple(observation_space.shape or ())
         if isinstance(observation_space, spaces.Box):
             env_obs_shape = (int(np.prod(env_obs_shape)),)

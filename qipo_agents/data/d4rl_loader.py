@@ -62,11 +62,7 @@ def load_d4rl_hdf5(path: str | os.PathLike) -> OfflineBuffer:
                         f"missing key {key!r}; a D4RL file needs observations, actions, rewards, terminals "
                         f"({path} has {sorted(file.keys())})"
                     )
-            data = {
-                key: file[key][()]
-                for key in (*_REQUIRED_KEYS, "timeouts", "next_observations")
-                if key in file
-            }
+            data = {key: file[key][()] for key in (*_REQUIRED_KEYS, "timeouts", "next_observations") if key in file}
             attributes = {key: _plain(file.attrs[key]) for key in _ATTRIBUTE_KEYS if key in file.attrs}
     except OSError as error:
         raise DatasetError(f"{path} cannot be read as HDF5: {error}") from error

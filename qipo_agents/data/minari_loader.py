@@ -90,9 +90,7 @@ def open_minari_dataset(dataset_id: str, download: bool = True) -> minari.Minari
             except Exception as error:  # ImportError, ValueError, network errors: all mean "not available"
                 reason = f"the download failed: {type(error).__name__}: {error}"
         if not data_path.is_dir():
-            raise DatasetNotFoundError(
-                _not_found_message(dataset_id, reason or "the download produced nothing")
-            )
+            raise DatasetNotFoundError(_not_found_message(dataset_id, reason or "the download produced nothing"))
     return _open(data_path, dataset_id)
 
 
@@ -118,11 +116,7 @@ def datasets_root() -> Path:
 
 def _not_found_message(dataset_id: str, reason: str) -> str:
     root = datasets_root()
-    source = (
-        "MINARI_DATASETS_PATH"
-        if "MINARI_DATASETS_PATH" in os.environ
-        else "default, MINARI_DATASETS_PATH unset"
-    )
+    source = "MINARI_DATASETS_PATH" if "MINARI_DATASETS_PATH" in os.environ else "default, MINARI_DATASETS_PATH unset"
     return (
         f"Minari dataset {dataset_id!r} is not in the local store {root} ({source}), and it cannot be "
         f"downloaded: {reason}. Ways out: (1) download it on a machine that is online with "
@@ -153,22 +147,18 @@ def _probe_remote() -> str | None:
     probe = threading.Thread(target=connect, daemon=True)
     probe.start()
     probe.join(PROBE_TIMEOUT_S + 0.5)
-    return (
-        outcome[0] if outcome else f"the Minari remote {host} did not answer within {PROBE_TIMEOUT_S:.0f} s"
-    )
+    return outcome[0] if outcome else f"the Minari remote {host} did not answer within {PROBE_TIMEOUT_S:.0f} s"
 
 
 def _buffer_from_dataset(dataset: minari.MinariDataset) -> OfflineBuffer:
     action_space = dataset.action_space
     if not isinstance(action_space, spaces.Box):
         raise SpaceMismatchError(
-            f"Minari dataset {dataset.id!r} has {action_space} actions; "
-            "QIPO needs a continuous (Box) action space"
+            f"Minari dataset {dataset.id!r} has {action_space} actions; QIPO needs a continuous (Box) action space"
         )
     observation_space = dataset.observation_space
     columns: dict[str, list[np.ndarray]] = {
-        key: []
-        for key in ("observations", "actions", "rewards", "next_observations", "terminations", "truncations")
+        key: [] for key in ("observations", "actions", "rewards", "next_observations", "terminations", "truncations")
     }
     episode_ids: list[np.ndarray] = []
     for index, episode in enumerate(dataset.iterate_episodes()):

@@ -63,12 +63,9 @@ def from_replay_buffer(buffer: ReplayBuffer, metadata: Mapping[str, Any] | None 
         slots = np.arange(buffer.pos)
 
     if len(slots) == 0:
-        raise DatasetError(
-            "dataset has no transitions: the replay buffer is empty; fill it before converting"
-        )
+        raise DatasetError("dataset has no transitions: the replay buffer is empty; fill it before converting")
     columns: dict[str, list[np.ndarray]] = {
-        key: []
-        for key in ("observations", "actions", "rewards", "next_observations", "terminations", "truncations")
+        key: [] for key in ("observations", "actions", "rewards", "next_observations", "terminations", "truncations")
     }
     episode_ids: list[np.ndarray] = []
     n_previous_episodes = 0
@@ -79,11 +76,7 @@ def from_replay_buffer(buffer: ReplayBuffer, metadata: Mapping[str, Any] | None 
         else:
             next_observations = buffer.next_observations[slots, env]
         dones = buffer.dones[slots, env].astype(bool)
-        timeouts = (
-            buffer.timeouts[slots, env].astype(bool)
-            if buffer.handle_timeout_termination
-            else np.zeros(n, bool)
-        )
+        timeouts = buffer.timeouts[slots, env].astype(bool) if buffer.handle_timeout_termination else np.zeros(n, bool)
         terminations = dones & ~timeouts
         truncations = dones & timeouts
         if not dones[-1]:

@@ -99,9 +99,7 @@ class ObservationNormalizer:
 
     def _checked(self, observations: Any) -> tuple[np.ndarray, np.ndarray]:
         if self.mean is None or self.std is None:
-            raise RuntimeError(
-                "ObservationNormalizer is not fitted; call fit(buffer) or load_state_dict() first"
-            )
+            raise RuntimeError("ObservationNormalizer is not fitted; call fit(buffer) or load_state_dict() first")
         if observations.shape[-1] != self.mean.shape[0]:
             raise SpaceMismatchError(
                 f"observations have {observations.shape[-1]} features, the normaliser was fitted on "
@@ -178,9 +176,7 @@ class RewardScaler:
     def transform(self, rewards: ArrayOrTensor) -> ArrayOrTensor:
         """Scale a rewards array or tensor of any shape."""
         if self.scale is None:
-            raise RuntimeError(
-                "RewardScaler('locomotion') is not fitted; call fit(buffer) or load_state_dict() first"
-            )
+            raise RuntimeError("RewardScaler('locomotion') is not fitted; call fit(buffer) or load_state_dict() first")
         if self.mode == "none":
             return rewards
         return _as_array_or_tensor(rewards) * self.scale + self.shift
@@ -190,9 +186,7 @@ class RewardScaler:
         if not self.fitted:
             self.fit(buffer)
         rewards = np.asarray(self.transform(buffer.rewards), dtype=np.float32)
-        return buffer.replace(
-            rewards=rewards, metadata={**buffer.metadata, "reward_scaling": self.state_dict()}
-        )
+        return buffer.replace(rewards=rewards, metadata={**buffer.metadata, "reward_scaling": self.state_dict()})
 
     def state_dict(self) -> dict[str, Any]:
         """JSON-serialisable state: ``mode``, ``scale`` (float or None) and ``shift``."""

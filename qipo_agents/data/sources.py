@@ -58,9 +58,7 @@ def make_buffer(source: Any, download: bool = True) -> OfflineBuffer:
         return load_minari(source)
     if _is_instance_of(source, "stable_baselines3.common.buffers", "ReplayBuffer"):
         return from_replay_buffer(source)
-    raise TypeError(
-        f"cannot build an offline dataset from a {type(source).__name__}; accepted: {ACCEPTED_SOURCES}"
-    )
+    raise TypeError(f"cannot build an offline dataset from a {type(source).__name__}; accepted: {ACCEPTED_SOURCES}")
 
 
 def _from_path_or_id(source: str | os.PathLike, download: bool) -> OfflineBuffer:

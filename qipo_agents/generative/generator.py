@@ -17,12 +17,14 @@ samples at any ``beta`` in that range, ``gen.sample(n, beta=...)``.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 
 from qipo_agents.common.device import get_device
+from qipo_agents.common.polyak import polyak_update
 from qipo_agents.generative.losses import energy_weighted_loss
 from qipo_agents.generative.paths import make_path
 from qipo_agents.generative.weights import effective_sample_size, energy_weights
@@ -48,6 +50,9 @@ class EnergyGuidedGenerator:
         device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``...
         seed: seeds the network initialisation and all training / sampling noise.
         path_kwargs: extra arguments of the path (e.g. ``sigma_min``, ``default_steps``).
+        ema_decay: sampling uses an exponential moving average of the weights with this decay
+            (0 disables it); averaging removes most of the SGD noise in the learned mode masses.
+        cosine_lr: anneal the learning rate to 0 over ``fit``'s steps with a cosine schedule.
     """
 
     def __init__(
@@ -62,6 +67,8 @@ class EnergyGuidedGenerator:
         device: str | torch.device = "auto",
         seed: int = 0,
         path_kwargs: dict | None = None,
+        ema_decay: float = 0.999,
+        cosine_lr: bool = True,
     ):
         if (beta is None) == (guidance_max is None):
             raise ValueError("give exactly one of `beta` (a fixed guidance scale) or `guidance_max`")
@@ -69,10 +76,12 @@ class EnergyGuidedGenerator:
         self.beta, self.guidance_max = beta, guidance_max
         self.hidden_dims, self.architecture = tuple(hidden_dims), architecture
         self.learning_rate, self.batch_size = learning_rate, batch_size
+        self.ema_decay, self.cosine_lr = ema_decay, cosine_lr
         self.device = get_device(device)
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.seed = seed
         self.model: FieldNetwork | None = None
+        self.ema_model: FieldNetwork | None = None
         self.mean = self.std = None
         self.history: list[dict[str, float]] = []
 
@@ -105,10 +114,14 @@ class EnergyGuidedGenerator:
         x_all = torch.as_tensor((data - self.mean) / self.std, device=self.device)
         e_all = torch.as_tensor(energies, device=self.device)
         self.model = FieldNetwork(
-            data.shape[1], hidden_dims=self.hidden_dims, architecture=self.architecture,
+            data.shape[1],
+            hidden_dims=self.hidden_dims,
+            architecture=self.architecture,
             guidance_max=self.guidance_max,
         ).to(self.device)
+        self.ema_model = copy.deepcopy(self.model).requires_grad_(False)
         optimizer = torch.optim.Adam(self.model.parameters(), lr=self.learning_rate)
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, n_steps) if self.cosine_lr else None
         batch = min(self.batch_size, len(data))
         for step in range(1, n_steps + 1):
             idx = torch.randint(len(data), (batch,), device=self.device, generator=self.generator)
@@ -120,6 +133,9 @@ class EnergyGuidedGenerator:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if schedule is not None:
+                schedule.step()
+            polyak_update(self.model, self.ema_model, 1.0 - self.ema_decay)
             if log_interval and step % log_interval == 0:
                 ess = effective_sample_size(weights).item()
                 self.history.append({"step": step, "loss": loss.item(), "ess": ess})
@@ -147,7 +163,7 @@ class EnergyGuidedGenerator:
             n_steps, solver: the sampler (path defaults when None); see the path's ``solvers``.
             batch_size: samples generated per batch.
         """
-        if self.model is None:
+        if self.ema_model is None:
             raise RuntimeError("call fit() before sample()")
         if self.guidance_max is None and beta is not None and beta != self.beta:
             raise ValueError(
@@ -158,16 +174,15 @@ class EnergyGuidedGenerator:
             beta = self.guidance_max if beta is None else float(beta)
             if not 0.0 <= beta <= self.guidance_max:
                 raise ValueError(f"beta must lie in [0, {self.guidance_max}], got {beta}")
-        self.model.eval()
+        model = self.ema_model
         out = []
         for start in range(0, n, batch_size):
             m = min(batch_size, n - start)
-            noise = torch.randn(m, self.model.x_dim, device=self.device, generator=self.generator)
+            noise = torch.randn(m, model.x_dim, device=self.device, generator=self.generator)
             guidance = None if self.guidance_max is None else torch.full((m,), beta, device=self.device)
 
             def field(x, t, guidance=guidance):
-                return self.model(x, t, guidance=guidance)
+                return model(x, t, guidance=guidance)
 
             out.append(self.path.sample(field, noise, n_steps=n_steps, solver=solver).cpu().numpy())
-        self.model.train()
         return np.concatenate(out) * self.std + self.mean

@@ -69,9 +69,7 @@ def test_without_next_observations_drops_the_last_step_of_truncated_episodes(tmp
     np.testing.assert_array_equal(buffer.terminations[ends], [not cut for cut in truncated])
     assert (buffer.terminations | buffer.truncations).sum() == len(hopper_episodes)
     same_episode = buffer.episode_ids[1:] == buffer.episode_ids[:-1]
-    np.testing.assert_array_equal(
-        buffer.next_observations[:-1][same_episode], buffer.observations[1:][same_episode]
-    )
+    np.testing.assert_array_equal(buffer.next_observations[:-1][same_episode], buffer.observations[1:][same_episode])
 
 
 def test_with_next_observations_keeps_every_row(tmp_path, hopper_episodes):

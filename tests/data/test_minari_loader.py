@@ -49,9 +49,7 @@ def test_next_observation_is_the_following_observation_inside_an_episode(minari_
     same_episode = buffer.episode_ids[1:] == buffer.episode_ids[:-1]
 
     assert same_episode.sum() == len(buffer) - buffer.n_episodes
-    np.testing.assert_array_equal(
-        buffer.next_observations[:-1][same_episode], buffer.observations[1:][same_episode]
-    )
+    np.testing.assert_array_equal(buffer.next_observations[:-1][same_episode], buffer.observations[1:][same_episode])
     # Across a boundary the next observation is the episode's own final one, not the next reset state.
     boundary = np.flatnonzero(~same_episode)
     assert not np.allclose(buffer.next_observations[boundary], buffer.observations[boundary + 1])
@@ -101,9 +99,7 @@ def test_episode_selection_of_a_minari_dataset_is_honoured(minari_dataset, hoppe
     assert len(buffer) == len(hopper_episodes[1]) + len(hopper_episodes[3])
 
 
-def test_dataset_path_env_var_is_read_at_call_time(
-    tmp_path, monkeypatch, hopper_episodes, create_minari_dataset
-):
+def test_dataset_path_env_var_is_read_at_call_time(tmp_path, monkeypatch, hopper_episodes, create_minari_dataset):
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "first"))
     create_minari_dataset(DATASET_ID, hopper_episodes[:1])
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "second"))

@@ -1,0 +1,378 @@
+"""OfflineAlgorithm: the Stable-Baselines3 surface of an offline agent.
+
+``learn / predict / save / load / get_parameters / set_parameters``, the SB3 logger and callbacks,
+seeding and device placement. Algorithms implement five hooks: ``_setup_model`` (build networks
+from the spaces), ``_train_step`` (one gradient step, returns a loss dataclass), ``_predict``
+(normalised observations to actions), ``_hyperparameters`` (constructor arguments to save) and
+``_state`` / ``_load_state`` (what else a save holds).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import platform
+import sys
+from abc import ABC, abstractmethod
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from stable_baselines3.common.callbacks import (
+    BaseCallback,
+    CallbackList,
+    ConvertCallback,
+    ProgressBarCallback,
+)
+from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.utils import configure_logger, set_random_seed
+
+from qipo_agents.common.device import get_device
+from qipo_agents.common.save_format import read_save_file, write_save_file
+from qipo_agents.data.buffer import OfflineBuffer
+from qipo_agents.data.sources import make_buffer
+from qipo_agents.errors import SaveFileError, SpaceMismatchError
+
+
+def box_to_dict(space: gym.spaces.Box) -> dict[str, Any]:
+    return {"low": space.low.tolist(), "high": space.high.tolist(), "dtype": str(space.dtype)}
+
+
+def box_from_dict(data: dict[str, Any]) -> gym.spaces.Box:
+    dtype = np.dtype(data["dtype"])
+    return gym.spaces.Box(np.asarray(data["low"], dtype=dtype), np.asarray(data["high"], dtype=dtype), dtype=dtype)
+
+
+class OfflineAlgorithm(ABC):
+    """Base class of offline agents trained from a dataset instead of an environment.
+
+    Args:
+        policy: ``"MlpPolicy"`` (the only policy family; its shape is set by ``policy_kwargs``).
+        dataset: any source :func:`qipo_agents.data.make_buffer` accepts — a Minari id or
+            ``MinariDataset``, a D4RL HDF5 path, an SB3 ``ReplayBuffer``, a dict of arrays, an
+            :class:`~qipo_agents.data.OfflineBuffer`, or a list of these (concatenated). ``None`` only
+            when loading.
+        verbose: 0 silent, 1 training logs to stdout.
+        seed: seeds Python, NumPy, torch and the agent's sampling generator.
+        device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda:1"``...
+        tensorboard_log: folder for TensorBoard event files (None: no TensorBoard).
+    """
+
+    policy_aliases = ("MlpPolicy",)
+
+    def __init__(
+        self,
+        policy: str,
+        dataset: Any = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: str | torch.device = "auto",
+        tensorboard_log: str | None = None,
+        _init_setup_model: bool = True,
+    ):
+        if policy not in self.policy_aliases:
+            raise ValueError(
+                f"unknown policy {policy!r}; use one of {self.policy_aliases} (shape it with policy_kwargs)"
+            )
+        self.policy_name, self.verbose, self.seed = policy, verbose, seed
+        self.device = get_device(device)
+        self.tensorboard_log = tensorboard_log
+        self.num_timesteps = 0
+        self.observation_space: gym.spaces.Box | None = None
+        self.action_space: gym.spaces.Box | None = None
+        self.dataset_metadata: dict[str, Any] = {}
+        self.buffer: OfflineBuffer | None = None
+        self._logger: Logger | None = None
+        self._loss_sums: dict[str, float] = defaultdict(float)
+        self._loss_counts: dict[str, int] = defaultdict(int)
+        self.set_random_seed(seed)
+        if dataset is not None:
+            self.buffer = make_buffer(dataset)
+            self.observation_space = self.buffer.observation_space
+            self.action_space = self.buffer.action_space
+            self.dataset_metadata = dict(self.buffer.metadata)
+            if _init_setup_model:
+                self._setup_model()
+
+    # ------------------------------------------------------------------ hooks
+    @abstractmethod
+    def _setup_model(self) -> None:
+        """Build networks and scalers from ``observation_space``, ``action_space`` (and ``buffer``)."""
+
+    @abstractmethod
+    def _train_step(self) -> Any:
+        """One gradient step; returns a dataclass whose tensor/float fields are logged as ``train/<field>``."""
+
+    @abstractmethod
+    def _predict(self, observations: np.ndarray, deterministic: bool) -> np.ndarray:
+        """Actions ``(n, action_dim)`` for raw observations ``(n, obs_dim)``."""
+
+    @abstractmethod
+    def _hyperparameters(self) -> dict[str, Any]:
+        """Constructor keyword arguments that rebuild this agent (JSON-serialisable)."""
+
+    @abstractmethod
+    def _state(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``(json_state, tensor_state)``: what a save holds besides hyperparameters and spaces."""
+
+    @abstractmethod
+    def _load_state(self, json_state: dict[str, Any], tensor_state: dict[str, Any]) -> None:
+        """Restore what :meth:`_state` returned."""
+
+    # ------------------------------------------------------------------ SB3 plumbing
+    @property
+    def logger(self) -> Logger:
+        if self._logger is None:
+            self._logger = configure_logger(self.verbose, None, "", True)
+        return self._logger
+
+    def set_logger(self, logger: Logger) -> None:
+        """Use ``logger`` (e.g. from ``stable_baselines3.common.logger.configure``) instead of the default."""
+        self._logger = logger
+
+    def get_env(self) -> None:
+        """Offline agents have no training environment (SB3 callbacks ask for it)."""
+        return None
+
+    def set_random_seed(self, seed: int | None = None) -> None:
+        if seed is None:
+            seed = int(np.random.SeedSequence().generate_state(1)[0])
+        set_random_seed(seed, using_cuda=self.device.type == "cuda")
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+
+    def set_dataset(self, dataset: Any) -> None:
+        """Attach a dataset (any :func:`~qipo_agents.data.make_buffer` source) to a loaded agent to resume ``learn``."""
+        buffer = make_buffer(dataset)
+        buffer.check_compatible(self.observation_space, self.action_space)
+        self.buffer = buffer
+        self._on_dataset_attached()
+
+    def _on_dataset_attached(self) -> None:
+        """Called after :meth:`set_dataset` so an algorithm can rebuild what it derives from the data."""
+
+    def learn(
+        self,
+        total_timesteps: int | None = None,
+        callback: BaseCallback | list | None = None,
+        log_interval: int = 1000,
+        tb_log_name: str | None = None,
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ):
+        """Train for ``total_timesteps`` gradient steps (the algorithm documents how they split).
+
+        Args:
+            callback: an SB3 callback, a list of them, or a function ``f(locals, globals) -> bool``.
+            log_interval: dump the logger every this many gradient steps.
+            tb_log_name: TensorBoard run name (default: the class name).
+            reset_num_timesteps: False continues the step counter (resuming a loaded agent).
+            progress_bar: show a tqdm/rich progress bar.
+        """
+        if self.buffer is None:
+            raise RuntimeError(
+                "this agent has no dataset to learn from: pass dataset=... to load() or call set_dataset()"
+            )
+        total_timesteps = self._setup_learn(total_timesteps, reset_num_timesteps)
+        if self.tensorboard_log is not None or self._logger is None:
+            self._logger = configure_logger(
+                self.verbose, self.tensorboard_log, tb_log_name or type(self).__name__, reset_num_timesteps
+            )
+        callback = self._init_callback(callback, progress_bar)
+        callback.on_training_start(locals(), globals())
+        while self.num_timesteps < total_timesteps:
+            losses = self._train_step()
+            self.num_timesteps += 1
+            self._accumulate(losses)
+            if log_interval and self.num_timesteps % log_interval == 0:
+                self.dump_logs()
+            callback.update_locals(locals())
+            if not callback.on_step():
+                break
+        callback.on_training_end()
+        return self
+
+    def _setup_learn(self, total_timesteps: int | None, reset_num_timesteps: bool) -> int:
+        """Returns the step count at which this ``learn`` call stops."""
+        if reset_num_timesteps:
+            self.num_timesteps = 0
+        if total_timesteps is None:
+            raise ValueError("total_timesteps is required")
+        return self.num_timesteps + int(total_timesteps)
+
+    def _init_callback(self, callback, progress_bar: bool) -> BaseCallback:
+        if isinstance(callback, list):
+            callback = CallbackList(callback)
+        elif callback is None:
+            callback = CallbackList([])
+        elif not isinstance(callback, BaseCallback):
+            callback = ConvertCallback(callback)
+        if progress_bar:
+            callback = CallbackList([callback, ProgressBarCallback()])
+        callback.init_callback(self)
+        return callback
+
+    def _accumulate(self, losses: Any) -> None:
+        for field in dataclasses.fields(losses):
+            value = getattr(losses, field.name)
+            self._loss_sums[field.name] += value.detach() if isinstance(value, torch.Tensor) else value
+            self._loss_counts[field.name] += 1
+
+    def dump_logs(self) -> None:
+        """Record the mean of every loss field since the last dump under ``train/`` and dump."""
+        for name, total in self._loss_sums.items():
+            self.logger.record(f"train/{name}", float(total) / self._loss_counts[name])
+        self._loss_sums.clear()
+        self._loss_counts.clear()
+        self.logger.record("time/total_timesteps", self.num_timesteps)
+        self._record_extra_logs()
+        self.logger.dump(step=self.num_timesteps)
+
+    def _record_extra_logs(self) -> None:
+        """Record algorithm-specific keys (e.g. ``time/phase``) before each dump."""
+
+    # ------------------------------------------------------------------ predict
+    def predict(
+        self,
+        observation: np.ndarray,
+        state: Any = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, None]:
+        """SB3's ``predict``: one observation ``(obs_dim,)`` or a batch ``(n, obs_dim)`` to actions.
+
+        ``state`` and ``episode_start`` exist for SB3 compatibility (the policy is not recurrent).
+        Returns ``(action, None)`` with ``action`` of shape ``(action_dim,)`` or ``(n, action_dim)``,
+        inside the action space's bounds.
+        """
+        if self.observation_space is None:
+            raise RuntimeError("this agent has no networks yet: construct it with a dataset or load() it")
+        obs = self._check_observation(observation)
+        actions = self._predict(obs.reshape(-1, self.observation_space.shape[0]), deterministic)
+        actions = np.clip(actions, self.action_space.low, self.action_space.high).astype(self.action_space.dtype)
+        return (actions[0] if obs.ndim == 1 else actions), None
+
+    def _check_observation(self, observation: Any) -> np.ndarray:
+        expected = self.observation_space.shape
+        try:
+            obs = np.asarray(observation, dtype=np.float32)
+        except (TypeError, ValueError) as exc:
+            raise SpaceMismatchError(
+                f"observation must be a numeric array of shape {expected} or (n, {expected[0]}), "
+                f"got {type(observation).__name__} ({exc})"
+            ) from exc
+        if obs.shape != expected and not (obs.ndim == 2 and obs.shape[1:] == expected):
+            raise SpaceMismatchError(
+                f"observation has shape {obs.shape}, but this agent expects {expected} or a batch (n, {expected[0]}); "
+                "is it the environment the dataset was collected in?"
+            )
+        if not np.isfinite(obs).all():
+            raise ValueError("observation contains NaN or inf")
+        return obs
+
+    # ------------------------------------------------------------------ save / load
+    def save(self, path: str | os.PathLike) -> Path:
+        """Save to ``path`` (``.zip`` added if missing), atomically; returns the written path."""
+        from qipo_agents import __version__
+
+        json_state, tensor_state = self._state()
+        data = {
+            "class": type(self).__name__,
+            "qipo_agents_version": __version__,
+            "hyperparameters": self._hyperparameters(),
+            "observation_space": box_to_dict(self.observation_space),
+            "action_space": box_to_dict(self.action_space),
+            "num_timesteps": self.num_timesteps,
+            "dataset_metadata": self.dataset_metadata,
+            "system_info": system_info(),
+            **json_state,
+        }
+        return write_save_file(path, data, tensor_state)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str | torch.device = "auto", dataset: Any = None, **kwargs):
+        """Load a saved agent; ``dataset`` (optional) attaches data to resume ``learn``.
+
+        Extra ``kwargs`` override saved hyperparameters that do not change network shapes
+        (e.g. ``verbose``, ``tensorboard_log``, ``n_sampling_steps``).
+
+        Raises:
+            SaveFileError: corrupt, foreign or newer-format file, or one that holds another agent class.
+        """
+        device = get_device(device)
+        data, tensors = read_save_file(path, device=device)
+        saved_class = data.get("class")
+        if saved_class not in _class_names(cls):
+            raise SaveFileError(
+                f"{path} holds a {saved_class} agent; load it with {saved_class}.load(...) instead of {cls.__name__}"
+            )
+        agent_class = next((c for c in _all_subclasses(cls) if c.__name__ == saved_class), cls)
+        try:
+            agent = agent_class(
+                "MlpPolicy",
+                None,
+                device=device,
+                _init_setup_model=False,
+                **{**data["hyperparameters"], **kwargs},
+            )
+            agent.observation_space = box_from_dict(data["observation_space"])
+            agent.action_space = box_from_dict(data["action_space"])
+            agent.dataset_metadata = data.get("dataset_metadata", {})
+            agent.num_timesteps = int(data.get("num_timesteps", 0))
+            agent._setup_model()
+            agent._load_state(data, tensors)
+        except (KeyError, TypeError, RuntimeError) as exc:
+            raise SaveFileError(f"{path} is corrupt or incomplete: {exc}") from exc
+        if dataset is not None:
+            agent.set_dataset(dataset)
+        return agent
+
+    def get_parameters(self) -> dict[str, dict]:
+        """State dicts by name (``"policy"`` and each optimiser), as in SB3."""
+        return self._state()[1]
+
+    def set_parameters(self, load_path_or_dict: str | os.PathLike | dict, exact_match: bool = True) -> None:
+        """Load parameters from a save file or from :meth:`get_parameters`'s output."""
+        if isinstance(load_path_or_dict, dict):
+            params = load_path_or_dict
+        else:
+            _, params = read_save_file(load_path_or_dict, device=self.device)
+        current = self.get_parameters()
+        missing = set(current) - set(params)
+        if exact_match and missing:
+            raise ValueError(f"parameters for {sorted(missing)} are missing")
+        self._load_parameters({k: v for k, v in params.items() if k in current})
+
+    @abstractmethod
+    def _load_parameters(self, params: dict[str, dict]) -> None:
+        """Load state dicts named as in :meth:`get_parameters`."""
+
+
+def _all_subclasses(cls) -> list[type]:
+    found = [cls]
+    for sub in cls.__subclasses__():
+        found += _all_subclasses(sub)
+    return found
+
+
+def _class_names(cls) -> set[str]:
+    return {c.__name__ for c in _all_subclasses(cls)}
+
+
+def system_info() -> dict[str, str]:
+    """Versions recorded in every save file, as SB3 records them."""
+    import gymnasium
+
+    from qipo_agents import __version__
+
+    return {
+        "OS": platform.platform(),
+        "Python": sys.version.split()[0],
+        "qipo_agents": __version__,
+        "PyTorch": torch.__version__,
+        "GPU Enabled": str(torch.cuda.is_available()),
+        "Numpy": np.__version__,
+        "Gymnasium": gymnasium.__version__,
+    }

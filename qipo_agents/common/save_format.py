@@ -1,0 +1,121 @@
+"""The save file: a zip with JSON metadata and one ``.pth`` per group of state dicts.
+
+Layout (format version 1)::
+
+    data.json        {"format": "qipo_agents", "format_version": 1, "class": ..., hyperparameters,
+                      spaces, scalers, counters, system info}
+    policy.pth       state dict of the policy (every network)
+    optimizers.pth   {name: optimiser state dict}
+    _version.txt     the qipo_agents version that wrote the file
+
+Files are written atomically (a temporary file in the same folder, then ``os.replace``), so an
+interrupted save never leaves a truncated zip behind. Tensors are loaded with
+``weights_only=True`` and ``map_location`` so a CUDA-saved agent loads on a CPU machine.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from qipo_agents.errors import SaveFileError
+
+FORMAT_NAME = "qipo_agents"
+FORMAT_VERSION = 1
+
+
+def zip_path(path: str | os.PathLike) -> Path:
+    """``path`` with a ``.zip`` suffix added when it has none (as SB3 does)."""
+    path = Path(path)
+    return path if path.suffix == ".zip" else path.with_name(path.name + ".zip")
+
+
+def write_save_file(path: str | os.PathLike, data: dict[str, Any], tensors: dict[str, Any]) -> Path:
+    """Write ``data`` as ``data.json`` and each ``tensors[name]`` as ``name.pth``; returns the path."""
+    from qipo_agents import __version__
+
+    path = zip_path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, **data}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with (
+            os.fdopen(fd, "wb") as raw,
+            zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_DEFLATED) as archive,
+        ):
+            archive.writestr("data.json", json.dumps(payload, indent=2, default=_json_default))
+            for name, obj in tensors.items():
+                buffer = io.BytesIO()
+                torch.save(obj, buffer)
+                archive.writestr(f"{name}.pth", buffer.getvalue())
+            archive.writestr("_version.txt", __version__)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_save_file(
+    path: str | os.PathLike, device: torch.device | str = "cpu"
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Read a save file; returns ``(data, tensors)``.
+
+    Raises:
+        FileNotFoundError: no file at ``path`` (nor at ``path + ".zip"``).
+        SaveFileError: not a zip, not a qipo_agents save, a newer format, or a damaged member.
+    """
+    path = Path(path)
+    if not path.exists():
+        if not zip_path(path).exists():
+            raise FileNotFoundError(f"no saved agent at {path} (nor {zip_path(path)})")
+        path = zip_path(path)
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise SaveFileError(f"{path} is not a qipo_agents save file (not a readable zip archive: {exc})") from exc
+    with archive:
+        names = set(archive.namelist())
+        if "data.json" not in names:
+            hint = " It looks like a Stable-Baselines3 model." if "policy.pth" in names else ""
+            raise SaveFileError(f"{path} is not a qipo_agents save file (it has no data.json).{hint}")
+        try:
+            data = json.loads(archive.read("data.json"))
+        except (ValueError, zipfile.BadZipFile) as exc:
+            raise SaveFileError(f"{path} is corrupt: its data.json cannot be read ({exc})") from exc
+        if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
+            raise SaveFileError(
+                f"{path} is not a qipo_agents save file (its data.json has format "
+                f"{data.get('format') if isinstance(data, dict) else None!r}); "
+                "Stable-Baselines3 models load with their own classes"
+            )
+        version = data.get("format_version")
+        if not isinstance(version, int) or version > FORMAT_VERSION:
+            raise SaveFileError(
+                f"{path} was written in save format {version!r} by qipo_agents {data.get('qipo_agents_version')}, "
+                f"but this qipo_agents reads format <= {FORMAT_VERSION}; upgrade qipo_agents to load it"
+            )
+        tensors = {}
+        for name in sorted(names):
+            if not name.endswith(".pth"):
+                continue
+            try:
+                tensors[name[:-4]] = torch.load(io.BytesIO(archive.read(name)), map_location=device, weights_only=True)
+            except Exception as exc:  # a damaged member raises zlib, pickle or torch errors
+                raise SaveFileError(f"{path} is corrupt: its member {name} cannot be loaded ({exc})") from exc
+    return data, tensors
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, (set, tuple)):
+        return list(obj)
+    raise TypeError(f"cannot store {type(obj).__name__} in data.json")

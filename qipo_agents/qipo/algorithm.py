@@ -1,0 +1,352 @@
+"""QIPO: behaviour warm-up → critic → Q-weighted iterative policy optimisation → predict.
+
+:class:`QIPO` owns the hyperparameters and the training loop; :class:`QIPOFlow` and
+:class:`QIPODiffusion` (in ``flow.py`` / ``diffusion.py``) only choose the probability path and
+its sampler.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from qipo_agents.common.base import OfflineAlgorithm
+from qipo_agents.data.device_buffer import DeviceBuffer
+from qipo_agents.data.scalers import ObservationNormalizer, RewardScaler
+from qipo_agents.generative.paths import ProbabilityPath, make_path
+from qipo_agents.qipo.behavior import BehaviorWarmup
+from qipo_agents.qipo.critic import ExpectileQLearning, InSupportSoftmaxQLearning
+from qipo_agents.qipo.policy import QIPOPolicy
+from qipo_agents.qipo.refinement import QWeightedRefinement
+from qipo_agents.qipo.schedule import BEHAVIOR, CRITIC, PHASES, PhaseSchedule
+from qipo_agents.qipo.support import SamplerConfig
+
+CRITIC_TYPES = ("in_support_softmax", "expectile")
+
+
+class QIPO(OfflineAlgorithm):
+    """Q-weighted Iterative Policy Optimisation (Zhang et al., ICLR 2025) over an offline dataset.
+
+    Training runs three phases on one counter of gradient steps (``num_timesteps``):
+
+    1. **behaviour warm-up** (``behavior_steps``, K1): the policy learns ``mu(a|s)`` with the
+       unweighted flow-matching / denoising loss on dataset pairs;
+    2. **critic** (``critic_steps``, K2): in-support softmax Q-learning with ``n_support_actions``
+       next actions per next state drawn once from the behaviour model (or IQL's expectile
+       critic with ``critic_type="expectile"``);
+    3. **refinement** (``policy_steps``, K3): every ``renew_interval`` steps, draw
+       ``n_support_actions`` actions per state from the current policy, weight them by
+       ``softmax(beta Q)`` within each state, and fit the policy with the energy-weighted loss.
+
+    ``learn(total_timesteps)`` splits ``total_timesteps`` across the phases in the proportions
+    ``behavior_steps : critic_steps : policy_steps`` (the split is fixed at the first call and
+    saved); ``learn(total_timesteps=None)`` runs exactly the configured steps. A later
+    ``learn(n, reset_num_timesteps=False)`` continues where training stopped (for example on a
+    loaded agent); steps past the end of the schedule keep refining.
+
+    Args:
+        policy: ``"MlpPolicy"``.
+        dataset: the offline data (see :class:`~qipo_agents.common.base.OfflineAlgorithm`).
+        beta: guidance scale ``beta`` of the Q-weights ``softmax_j(beta Q(s, a_j))`` (paper: 3).
+        guidance_max: if set, the policy takes ``beta`` as an input and is trained with
+            ``beta ~ U[0, guidance_max]`` (paper, Appendix F.2); ``predict(..., guidance_scale=b)``
+            then picks the scale at run time. ``beta`` stays the default scale.
+        n_support_actions: ``M``, support actions per state, for the critic and the refinement (16).
+        include_dataset_action: add the dataset action to each refinement group (Algorithm 2).
+        renew_interval: ``K_renew`` in gradient steps: steps between support renewals.
+        n_support_states: states whose support is renewed each time (random subset; None = all).
+            Keeps renewal affordable on CPU for 10^5-10^6 states: sampling cost is
+            ``n_support_states * M * NFE`` network forwards per renewal.
+        critic_type: ``"in_support_softmax"`` (QGPO, default) or ``"expectile"`` (IQL).
+        alpha_q: softmax inverse temperature of the in-support value (None: ``beta``, as QGPO).
+        expectile: IQL expectile for ``critic_type="expectile"`` (0.7).
+        gamma: discount factor (0.99).
+        critic_tau: soft target update rate of the critic (0.005).
+        policy_tau: Polyak rate of the acting policy (0.005).
+        behavior_steps, critic_steps, policy_steps: phase lengths in gradient steps
+            (paper/QGPO scale: 600k, 1M, 100k).
+        behavior_batch_size, critic_batch_size, policy_batch_size: minibatch sizes
+            (``policy_batch_size`` counts (state, support action) pairs).
+        behavior_learning_rate, critic_learning_rate, policy_learning_rate: Adam step sizes
+            (1e-4, 3e-4, 1e-4).
+        n_sampling_steps: solver steps for acting and support sampling (None: the path default).
+        solver: sampler name (None: the path default).
+        best_of_n: at predict time draw N actions per state and act with the best by Q (1 = off).
+        normalize_observations: standardise observations with dataset statistics (saved).
+        reward_scaling: ``"locomotion"`` (QGPO: ``r * 1000 / (max return - min return)``),
+            ``"antmaze"`` (``r - 1``) or ``"none"``.
+        sampling_chunk_size: (state, action) pairs per batched sampling call.
+        policy_kwargs: actor/critic shapes: ``hidden_dims`` (512, 256, 128), ``architecture``
+            (``"unet"`` or ``"mlp"``), ``embed_dim`` (128), ``critic_hidden_dims`` (256, 256, 256).
+        path_kwargs: probability-path options (e.g. ``sigma_min`` for flows, ``beta_0``/``beta_1`` for VP).
+        verbose, seed, device, tensorboard_log: as in Stable-Baselines3.
+    """
+
+    path_name = "ot"
+
+    def __init__(
+        self,
+        policy: str = "MlpPolicy",
+        dataset: Any = None,
+        beta: float = 3.0,
+        guidance_max: float | None = None,
+        n_support_actions: int = 16,
+        include_dataset_action: bool = True,
+        renew_interval: int = 10_000,
+        n_support_states: int | None = None,
+        critic_type: str = "in_support_softmax",
+        alpha_q: float | None = None,
+        expectile: float = 0.7,
+        gamma: float = 0.99,
+        critic_tau: float = 0.005,
+        policy_tau: float = 0.005,
+        behavior_steps: int = 600_000,
+        critic_steps: int = 1_000_000,
+        policy_steps: int = 100_000,
+        behavior_batch_size: int = 4096,
+        critic_batch_size: int = 256,
+        policy_batch_size: int = 4096,
+        behavior_learning_rate: float = 1e-4,
+        critic_learning_rate: float = 3e-4,
+        policy_learning_rate: float = 1e-4,
+        n_sampling_steps: int | None = None,
+        solver: str | None = None,
+        best_of_n: int = 1,
+        normalize_observations: bool = False,
+        reward_scaling: str = "locomotion",
+        sampling_chunk_size: int = 16_384,
+        policy_kwargs: dict[str, Any] | None = None,
+        path_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: str | torch.device = "auto",
+        tensorboard_log: str | None = None,
+        schedule: dict[str, int] | None = None,
+        _init_setup_model: bool = True,
+    ):
+        if critic_type not in CRITIC_TYPES:
+            raise ValueError(f"unknown critic_type {critic_type!r}; choose one of {CRITIC_TYPES}")
+        if guidance_max is not None and not 0.0 <= beta <= guidance_max:
+            raise ValueError(f"beta={beta} must lie in [0, guidance_max={guidance_max}]")
+        if best_of_n < 1 or n_support_actions < 1 or renew_interval < 1:
+            raise ValueError("best_of_n, n_support_actions and renew_interval must be >= 1")
+        self.beta, self.guidance_max = float(beta), guidance_max
+        self.n_support_actions, self.include_dataset_action = n_support_actions, include_dataset_action
+        self.renew_interval, self.n_support_states = renew_interval, n_support_states
+        self.critic_type, self.alpha_q, self.expectile = critic_type, alpha_q, expectile
+        self.gamma, self.critic_tau, self.policy_tau = gamma, critic_tau, policy_tau
+        self.behavior_steps, self.critic_steps, self.policy_steps = behavior_steps, critic_steps, policy_steps
+        self.behavior_batch_size, self.critic_batch_size = behavior_batch_size, critic_batch_size
+        self.policy_batch_size = policy_batch_size
+        self.behavior_learning_rate, self.critic_learning_rate = behavior_learning_rate, critic_learning_rate
+        self.policy_learning_rate = policy_learning_rate
+        self.n_sampling_steps, self.solver, self.best_of_n = n_sampling_steps, solver, best_of_n
+        self.normalize_observations, self.reward_scaling = normalize_observations, reward_scaling
+        self.sampling_chunk_size = sampling_chunk_size
+        self.policy_kwargs, self.path_kwargs = dict(policy_kwargs or {}), dict(path_kwargs or {})
+        self.path: ProbabilityPath = make_path(self.path_name, **self.path_kwargs)
+        self.path.check_solver(solver, n_sampling_steps)
+        self.schedule = PhaseSchedule(**schedule) if schedule else None
+        self.observation_normalizer = ObservationNormalizer(enabled=normalize_observations)
+        self.reward_scaler = RewardScaler(reward_scaling)
+        self.policy: QIPOPolicy | None = None
+        self.data: DeviceBuffer | None = None
+        self._phase: Any = None
+        self._phase_started = time.perf_counter()
+        super().__init__(policy, dataset, verbose, seed, device, tensorboard_log, _init_setup_model)
+
+    # ------------------------------------------------------------------ setup
+    def _setup_model(self) -> None:
+        obs_dim, action_dim = self.observation_space.shape[0], self.action_space.shape[0]
+        if self.buffer is not None:
+            if self.normalize_observations:
+                self.observation_normalizer.fit(self.buffer)
+            self.reward_scaler.fit(self.buffer)
+        kwargs = dict(self.policy_kwargs)
+        self.policy = QIPOPolicy(
+            obs_dim,
+            action_dim,
+            guidance_max=self.guidance_max,
+            use_value_network=self.critic_type == "expectile",
+            actor_learning_rate=self.behavior_learning_rate,
+            critic_learning_rate=self.critic_learning_rate,
+            **kwargs,
+        ).to(self.device)
+        self.sampler = SamplerConfig(self.path, self.n_sampling_steps, self.solver)
+        self.action_low = torch.as_tensor(self.action_space.low, dtype=torch.float32, device=self.device)
+        self.action_high = torch.as_tensor(self.action_space.high, dtype=torch.float32, device=self.device)
+        self._on_dataset_attached()
+
+    def _on_dataset_attached(self) -> None:
+        self.data = None
+        self._phase = None
+        if self.buffer is not None:
+            self.data = DeviceBuffer(self.buffer, self.observation_normalizer, self.reward_scaler, self.device)
+
+    def _make_phase(self, name: str):
+        common = {"generator": self.generator}
+        bounds = {"action_low": self.action_low, "action_high": self.action_high}
+        if name == BEHAVIOR:
+            self.policy.set_actor_learning_rate(self.behavior_learning_rate)
+            return BehaviorWarmup(
+                self.policy, self.data, self.path, self.behavior_batch_size, self.policy_tau, **common
+            )
+        if name == CRITIC and self.critic_type == "expectile":
+            return ExpectileQLearning(
+                self.policy,
+                self.data,
+                self.expectile,
+                self.gamma,
+                self.critic_tau,
+                self.critic_batch_size,
+                **common,
+            )
+        if name == CRITIC:
+            return InSupportSoftmaxQLearning(
+                self.policy,
+                self.data,
+                self.sampler,
+                self.n_support_actions,
+                self.beta if self.alpha_q is None else self.alpha_q,
+                self.gamma,
+                self.critic_tau,
+                self.critic_batch_size,
+                chunk_size=self.sampling_chunk_size,
+                **bounds,
+                **common,
+            )
+        self.policy.set_actor_learning_rate(self.policy_learning_rate)
+        return QWeightedRefinement(
+            self.policy,
+            self.data,
+            self.path,
+            self.sampler,
+            self.beta,
+            self.guidance_max,
+            self.n_support_actions,
+            self.include_dataset_action,
+            self.renew_interval,
+            self.n_support_states,
+            self.policy_batch_size,
+            self.policy_tau,
+            chunk_size=self.sampling_chunk_size,
+            **bounds,
+            **common,
+        )
+
+    # ------------------------------------------------------------------ training
+    def _setup_learn(self, total_timesteps: int | None, reset_num_timesteps: bool) -> int:
+        configured = PhaseSchedule(self.behavior_steps, self.critic_steps, self.policy_steps)
+        if reset_num_timesteps or self.schedule is None:
+            self.num_timesteps = 0 if reset_num_timesteps else self.num_timesteps
+            self.schedule = configured if total_timesteps is None else configured.scaled_to(int(total_timesteps))
+            self._phase = None
+        if total_timesteps is None:
+            total_timesteps = max(self.schedule.total - self.num_timesteps, 0)
+        return self.num_timesteps + int(total_timesteps)
+
+    def _train_step(self):
+        name = self.schedule.phase_at(self.num_timesteps)
+        if self._phase is None or self._phase.name != name:
+            self._start_phase(name)
+        return self._phase.train_step()
+
+    def _start_phase(self, name: str) -> None:
+        if self.verbose:
+            print(f"QIPO: starting the {name} phase at step {self.num_timesteps}")
+        self._phase = self._make_phase(name)
+        self._phase_started = time.perf_counter()
+        self._phase.start()
+
+    def _record_extra_logs(self) -> None:
+        if self._phase is not None:
+            self.logger.record("time/phase", PHASES.index(self._phase.name))
+            self.logger.record("time/phase_name", self._phase.name, exclude=("tensorboard", "csv"))
+            if isinstance(self._phase, QWeightedRefinement):
+                self.logger.record("train/support_renewals", self._phase.n_renewals)
+
+    @property
+    def current_phase(self) -> str | None:
+        """Name of the phase being trained (``"behavior"``, ``"critic"``, ``"policy"``) or None."""
+        return None if self._phase is None else self._phase.name
+
+    # ------------------------------------------------------------------ acting
+    def predict(
+        self,
+        observation: np.ndarray,
+        state: Any = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+        guidance_scale: float | None = None,
+    ) -> tuple[np.ndarray, None]:
+        """Actions for one observation ``(obs_dim,)`` or a batch ``(n, obs_dim)`` (SB3 signature).
+
+        ``deterministic=True`` integrates from fixed noise (zero noise, or a fixed set of
+        ``best_of_n`` noises), so the same observation always gives the same action.
+        ``guidance_scale`` picks ``beta`` for a guidance-conditioned agent (``guidance_max`` set).
+        """
+        if guidance_scale is not None:
+            if self.guidance_max is None:
+                raise ValueError("guidance_scale needs an agent trained with guidance_max (beta as an input)")
+            if not 0.0 <= guidance_scale <= self.guidance_max:
+                raise ValueError(f"guidance_scale must lie in [0, {self.guidance_max}], got {guidance_scale}")
+        self._guidance_scale = self.beta if guidance_scale is None else float(guidance_scale)
+        return super().predict(observation, state, episode_start, deterministic)
+
+    @torch.inference_mode()
+    def _predict(self, observations: np.ndarray, deterministic: bool) -> np.ndarray:
+        obs = torch.as_tensor(self.observation_normalizer.transform(observations), device=self.device)
+        n, n_candidates, action_dim = obs.shape[0], self.best_of_n, self.action_space.shape[0]
+        if deterministic:
+            fixed = torch.Generator(device=self.device).manual_seed(0)
+            noise = torch.randn(n_candidates, action_dim, device=self.device, generator=fixed)
+            noise[0] = 0.0
+            noise = noise.repeat(n, 1)
+        else:
+            noise = torch.randn(n * n_candidates, action_dim, device=self.device, generator=self.generator)
+        repeated = obs.repeat_interleave(n_candidates, dim=0)
+        guidance = getattr(self, "_guidance_scale", self.beta)
+        actions = self.sampler.sample(self.policy.actor_ema, repeated, noise, guidance=guidance)
+        actions = torch.maximum(torch.minimum(actions, self.action_high), self.action_low)
+        if n_candidates > 1:
+            q = self.policy.critic.min_q(repeated, actions).view(n, n_candidates)
+            best = q.argmax(dim=1)
+            actions = actions.view(n, n_candidates, action_dim)[torch.arange(n, device=self.device), best]
+        return actions.cpu().numpy()
+
+    # ------------------------------------------------------------------ persistence
+    def _hyperparameters(self) -> dict[str, Any]:
+        names = (
+            "beta guidance_max n_support_actions include_dataset_action renew_interval n_support_states "
+            "critic_type alpha_q expectile gamma critic_tau policy_tau behavior_steps critic_steps policy_steps "
+            "behavior_batch_size critic_batch_size policy_batch_size behavior_learning_rate critic_learning_rate "
+            "policy_learning_rate n_sampling_steps solver best_of_n normalize_observations reward_scaling "
+            "sampling_chunk_size policy_kwargs path_kwargs verbose seed tensorboard_log"
+        ).split()
+        params = {name: getattr(self, name) for name in names}
+        params["schedule"] = None if self.schedule is None else self.schedule.to_dict()
+        return params
+
+    def _state(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        json_state = {
+            "observation_normalizer": self.observation_normalizer.state_dict(),
+            "reward_scaler": self.reward_scaler.state_dict(),
+        }
+        tensors = {"policy": self.policy.state_dict()}
+        tensors.update({f"policy.{name}": opt.state_dict() for name, opt in self.policy.optimizers().items()})
+        return json_state, tensors
+
+    def _load_state(self, json_state: dict[str, Any], tensor_state: dict[str, Any]) -> None:
+        self.observation_normalizer.load_state_dict(json_state["observation_normalizer"])
+        self.reward_scaler.load_state_dict(json_state["reward_scaler"])
+        self._load_parameters(tensor_state)
+
+    def _load_parameters(self, params: dict[str, dict]) -> None:
+        if "policy" in params:
+            self.policy.load_state_dict(params["policy"])
+        for name, optimizer in self.policy.optimizers().items():
+            if f"policy.{name}" in params:
+                optimizer.load_state_dict(params[f"policy.{name}"])

@@ -1,0 +1,67 @@
+"""Phase 1 — behaviour warm-up (K1): fit the policy to the dataset's actions with the plain loss."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from qipo_agents.common.polyak import polyak_update
+from qipo_agents.data.device_buffer import DeviceBuffer
+from qipo_agents.generative.losses import energy_weighted_loss
+from qipo_agents.generative.paths import ProbabilityPath
+from qipo_agents.qipo.policy import QIPOPolicy
+
+
+@dataclass(frozen=True)
+class BehaviorLoss:
+    behavior_loss: torch.Tensor
+
+
+class BehaviorWarmup:
+    """Unweighted conditional flow-matching / denoising on dataset ``(s, a)`` pairs: ``mu(a|s)``.
+
+    Args:
+        policy: the networks; ``actor`` is trained, ``actor_ema`` tracks it with rate ``tau``.
+        data: the dataset on the device.
+        path: the probability path.
+        batch_size: transitions per step.
+        tau: Polyak rate of ``actor_ema``.
+        generator: random source for minibatches and noise.
+    """
+
+    name = "behavior"
+
+    def __init__(
+        self,
+        policy: QIPOPolicy,
+        data: DeviceBuffer,
+        path: ProbabilityPath,
+        batch_size: int,
+        tau: float,
+        generator: torch.Generator,
+    ):
+        self.policy, self.data, self.path = policy, data, path
+        self.batch_size, self.tau, self.generator = batch_size, tau, generator
+
+    def start(self) -> None:
+        """Nothing to prepare: the warm-up reads the dataset directly."""
+
+    def train_step(self) -> BehaviorLoss:
+        batch = self.data.sample(self.batch_size, self.generator)
+        guidance = None
+        if self.policy.actor.guidance_max is not None:  # the behaviour policy is the beta = 0 model
+            guidance = torch.zeros(self.batch_size, device=batch.actions.device)
+        loss = energy_weighted_loss(
+            self.policy.actor,
+            self.path,
+            batch.actions,
+            condition=batch.observations,
+            guidance=guidance,
+            generator=self.generator,
+        )
+        self.policy.actor_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.policy.actor_optimizer.step()
+        polyak_update(self.policy.actor, self.policy.actor_ema, self.tau)
+        return BehaviorLoss(loss.detach())

@@ -1,0 +1,149 @@
+"""Phase 2 — the critic (K2): learn ``Q(s, a)`` from the dataset.
+
+Two estimators, both with twin Q-networks, soft target updates and ``y = r + gamma (1 - terminated) V(s')``
+(a time-limit truncation bootstraps):
+
+* :class:`InSupportSoftmaxQLearning` (QGPO, the paper's default): ``V(s')`` is a softmax-weighted
+  average of ``Q̄(s', a'_j)`` over M support actions ``a'_j ~ mu(.|s')`` drawn once from the
+  behaviour model — it never queries actions outside the behaviour policy's support.
+* :class:`ExpectileQLearning` (IQL): ``V(s)`` is the ``expectile`` of ``Q̄(s, a)`` over dataset
+  actions; cheaper (no sampling), any offline Q is compatible with QIPO.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from qipo_agents.common.polyak import polyak_update
+from qipo_agents.data.device_buffer import DeviceBuffer, TransitionBatch
+from qipo_agents.qipo.policy import QIPOPolicy
+from qipo_agents.qipo.support import SamplerConfig, sample_support_actions
+
+
+@dataclass(frozen=True)
+class CriticLoss:
+    critic_loss: torch.Tensor
+    q_mean: torch.Tensor
+    target_mean: torch.Tensor
+
+
+def _fit_q(policy: QIPOPolicy, batch: TransitionBatch, target: torch.Tensor, tau: float, extra_loss=None):
+    """One step on the mean of both Q-networks' MSE to ``target``, then the soft target update."""
+    q1, q2 = policy.critic(batch.observations, batch.actions)
+    loss = 0.5 * (F.mse_loss(q1, target) + F.mse_loss(q2, target))
+    total = loss if extra_loss is None else loss + extra_loss
+    policy.critic_optimizer.zero_grad(set_to_none=True)
+    total.backward()
+    policy.critic_optimizer.step()
+    polyak_update(policy.critic, policy.critic_target, tau)
+    return CriticLoss(loss.detach(), torch.minimum(q1, q2).mean().detach(), target.mean())
+
+
+class InSupportSoftmaxQLearning:
+    """QGPO's in-support softmax Q-learning.
+
+    ``V(s') = sum_j softmax_j(alpha_q Q̄(s', a'_j)) Q̄(s', a'_j)`` with ``a'_j ~ mu(.|s')``, j = 1..M.
+
+    Args:
+        policy: the networks; ``actor_ema`` (the warmed-up behaviour model) draws the support.
+        data: the dataset on the device.
+        sampler: path and solver used to draw support actions.
+        n_support_actions: ``M``.
+        alpha_q: softmax inverse temperature over the support (QGPO uses the guidance scale).
+        gamma: discount.
+        tau: soft target update rate.
+        batch_size: transitions per step.
+        action_low, action_high: action bounds ``(action_dim,)``.
+        chunk_size: (state, action) pairs per sampling call.
+    """
+
+    name = "critic"
+
+    def __init__(
+        self,
+        policy: QIPOPolicy,
+        data: DeviceBuffer,
+        sampler: SamplerConfig,
+        n_support_actions: int,
+        alpha_q: float,
+        gamma: float,
+        tau: float,
+        batch_size: int,
+        action_low: torch.Tensor,
+        action_high: torch.Tensor,
+        generator: torch.Generator,
+        chunk_size: int = 16_384,
+    ):
+        self.policy, self.data, self.sampler = policy, data, sampler
+        self.n_support_actions, self.alpha_q, self.gamma, self.tau = n_support_actions, alpha_q, gamma, tau
+        self.batch_size, self.generator, self.chunk_size = batch_size, generator, chunk_size
+        self.action_low, self.action_high = action_low, action_high
+        self.next_support: torch.Tensor | None = None
+
+    def start(self) -> None:
+        """Draw the M support actions of every next state from the behaviour model, once."""
+        self.next_support = sample_support_actions(
+            self.policy.actor_ema,
+            self.sampler,
+            self.data.next_observations,
+            self.n_support_actions,
+            self.action_low,
+            self.action_high,
+            self.generator,
+            chunk_size=self.chunk_size,
+            guidance=0.0,
+        )
+
+    def train_step(self) -> CriticLoss:
+        batch = self.data.sample(self.batch_size, self.generator)
+        with torch.no_grad():
+            support = self.next_support[batch.indices]  # (B, M, A)
+            b, m, a = support.shape
+            next_obs = batch.next_observations.repeat_interleave(m, dim=0)
+            q_next = self.policy.critic_target.min_q(next_obs, support.reshape(b * m, a)).view(b, m)
+            v_next = (torch.softmax(self.alpha_q * q_next, dim=-1) * q_next).sum(-1)
+            target = batch.rewards + self.gamma * batch.not_terminated * v_next
+        return _fit_q(self.policy, batch, target, self.tau)
+
+
+class ExpectileQLearning:
+    """IQL's critic: ``V`` regresses the ``expectile`` of ``Q̄(s, a)``; ``Q`` regresses ``r + gamma V(s')``.
+
+    Args:
+        policy: the networks (must have a ``value`` network).
+        data: the dataset on the device.
+        expectile: asymmetry ``tau_e`` in (0, 1); 0.5 is SARSA-like, near 1 approaches the max.
+        gamma, tau, batch_size: as for :class:`InSupportSoftmaxQLearning`.
+    """
+
+    name = "critic"
+
+    def __init__(
+        self,
+        policy: QIPOPolicy,
+        data: DeviceBuffer,
+        expectile: float,
+        gamma: float,
+        tau: float,
+        batch_size: int,
+        generator: torch.Generator,
+    ):
+        if policy.value is None:
+            raise ValueError("the expectile critic needs a value network (use_value_network=True)")
+        self.policy, self.data, self.expectile = policy, data, expectile
+        self.gamma, self.tau, self.batch_size, self.generator = gamma, tau, batch_size, generator
+
+    def start(self) -> None:
+        """Nothing to prepare: expectile regression uses dataset actions only."""
+
+    def train_step(self) -> CriticLoss:
+        batch = self.data.sample(self.batch_size, self.generator)
+        with torch.no_grad():
+            q_target = self.policy.critic_target.min_q(batch.observations, batch.actions)
+            target = batch.rewards + self.gamma * batch.not_terminated * self.policy.value(batch.next_observations)
+        diff = q_target - self.policy.value(batch.observations)
+        value_loss = (torch.abs(self.expectile - (diff < 0).float()) * diff**2).mean()
+        return _fit_q(self.policy, batch, target, self.tau, extra_loss=value_loss)

@@ -1,0 +1,20 @@
+"""QIPODiffusion: QIPO with energy-weighted diffusion on the VP-SDE path (QIPO-Diff)."""
+
+from qipo_agents.qipo.algorithm import QIPO
+
+
+class QIPODiffusion(QIPO):
+    """QIPO-Diff: the policy is a noise-prediction network of a VP-SDE (linear beta 0.1 → 20).
+
+    Acting runs DPM-Solver (``solver`` ``"dpm_solver_2"`` (default), ``"dpm_solver_3"`` or
+    ``"ddim"``) with ``n_sampling_steps`` network evaluations (default 15, as QGPO). Every
+    other hyperparameter is documented on :class:`~qipo_agents.qipo.algorithm.QIPO`.
+
+    Example::
+
+        from qipo_agents import QIPODiffusion
+        agent = QIPODiffusion("MlpPolicy", "mujoco/hopper/medium-v0", seed=0)
+        agent.learn(total_timesteps=1_000_000)
+    """
+
+    path_name = "vp"

@@ -1,0 +1,70 @@
+"""QIPOPolicy: every network of a QIPO agent and its optimisers (the SB3 ``policy`` role)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from qipo_agents.networks.critics import TwinQNetwork, ValueNetwork
+from qipo_agents.networks.field import FieldNetwork
+
+
+class QIPOPolicy(nn.Module):
+    """Networks of a QIPO agent.
+
+    * ``actor``: the field network ``f(a_t, t | s[, beta])`` trained by the behaviour warm-up and
+      the refinement (a velocity under the OT path, a noise under the VP path).
+    * ``actor_ema``: its Polyak average; it acts (``predict``) and draws support actions.
+    * ``critic`` / ``critic_target``: twin Q-networks and their Polyak average.
+    * ``value``: ``V(s)``, only for the expectile (IQL) critic.
+
+    Args:
+        obs_dim, action_dim: dataset dimensions.
+        hidden_dims, architecture, embed_dim: the actor's :class:`FieldNetwork` shape.
+        critic_hidden_dims: widths of each Q MLP (and of ``V``).
+        guidance_max: make the actor guidance-conditioned over ``[0, guidance_max]``.
+        use_value_network: build ``value`` (expectile critic).
+        actor_learning_rate, critic_learning_rate: Adam step sizes.
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        action_dim: int,
+        hidden_dims: Sequence[int] = (512, 256, 128),
+        architecture: str = "unet",
+        embed_dim: int = 128,
+        critic_hidden_dims: Sequence[int] = (256, 256, 256),
+        guidance_max: float | None = None,
+        use_value_network: bool = False,
+        actor_learning_rate: float = 1e-4,
+        critic_learning_rate: float = 3e-4,
+    ):
+        super().__init__()
+        self.actor = FieldNetwork(
+            action_dim,
+            condition_dim=obs_dim,
+            hidden_dims=hidden_dims,
+            architecture=architecture,
+            embed_dim=embed_dim,
+            guidance_max=guidance_max,
+        )
+        self.actor_ema = copy.deepcopy(self.actor).requires_grad_(False)
+        self.critic = TwinQNetwork(obs_dim, action_dim, critic_hidden_dims)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.value = ValueNetwork(obs_dim, critic_hidden_dims) if use_value_network else None
+        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=actor_learning_rate)
+        critic_params = list(self.critic.parameters())
+        if self.value is not None:
+            critic_params += list(self.value.parameters())
+        self.critic_optimizer = torch.optim.Adam(critic_params, lr=critic_learning_rate)
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"actor_optimizer": self.actor_optimizer, "critic_optimizer": self.critic_optimizer}
+
+    def set_actor_learning_rate(self, learning_rate: float) -> None:
+        for group in self.actor_optimizer.param_groups:
+            group["lr"] = learning_rate

@@ -1,0 +1,168 @@
+"""Phase 3 — Q-weighted iterative policy optimisation (QIPO, the paper's Algorithm 2, K3).
+
+Every ``renew_interval`` steps the support set is redrawn from the **current** policy: M actions
+per state (plus, optionally, the dataset action), scored once by the critic. Between renewals the
+policy is fitted with the energy-weighted loss, each support action weighted by
+``g_ij = softmax_j(beta Q(s_i, a_ij))`` over its state's group (energy ``E = -Q``). Because the
+support comes from the policy being refined, after ``l`` renewals the target is
+``mu(a|s) exp((l + 1) beta Q(s, a))`` (paper, eq. 5.4): the guidance scale rises step by step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from qipo_agents.common.polyak import polyak_update
+from qipo_agents.data.device_buffer import DeviceBuffer
+from qipo_agents.generative.losses import energy_weighted_loss
+from qipo_agents.generative.paths import ProbabilityPath
+from qipo_agents.generative.weights import effective_sample_size, energy_weights
+from qipo_agents.qipo.policy import QIPOPolicy
+from qipo_agents.qipo.support import SamplerConfig, sample_support_actions
+
+
+@dataclass(frozen=True)
+class PolicyLoss:
+    policy_loss: torch.Tensor
+    weight_max: torch.Tensor
+    effective_support: torch.Tensor
+    support_q_mean: torch.Tensor
+
+
+@dataclass
+class SupportSet:
+    """Support actions of ``n`` states: ``state_indices (n,)`` rows of the dataset,
+    ``actions (n, K, action_dim)`` and their critic values ``q_values (n, K)``."""
+
+    state_indices: torch.Tensor
+    actions: torch.Tensor
+    q_values: torch.Tensor
+
+
+class QWeightedRefinement:
+    """The refinement phase.
+
+    Args:
+        policy: the networks; ``actor`` is trained, ``actor_ema`` (rate ``tau``) acts and draws
+            the support.
+        data: the dataset on the device.
+        path: the probability path.
+        sampler: path and solver used to draw support actions.
+        beta: guidance scale of the weights (inverse temperature on Q).
+        guidance_max: for a guidance-conditioned actor, each minibatch draws
+            ``beta ~ U[0, guidance_max]`` (paper, Appendix F.2) and support is drawn at ``beta``.
+        n_support_actions: ``M``, actions sampled per state at each renewal.
+        include_dataset_action: add the dataset action to each group (Algorithm 2), ``K = M + 1``.
+        renew_interval: steps between renewals (``K_renew`` epochs, in gradient steps).
+        n_support_states: states per renewal, drawn at random; ``None`` renews every state.
+            Between renewals minibatches come from these states only.
+        batch_size: (state, support action) pairs per step.
+        tau: Polyak rate of ``actor_ema``.
+        action_low, action_high: action bounds ``(action_dim,)``.
+        chunk_size: (state, action) pairs per sampling call.
+    """
+
+    name = "policy"
+
+    def __init__(
+        self,
+        policy: QIPOPolicy,
+        data: DeviceBuffer,
+        path: ProbabilityPath,
+        sampler: SamplerConfig,
+        beta: float,
+        guidance_max: float | None,
+        n_support_actions: int,
+        include_dataset_action: bool,
+        renew_interval: int,
+        n_support_states: int | None,
+        batch_size: int,
+        tau: float,
+        action_low: torch.Tensor,
+        action_high: torch.Tensor,
+        generator: torch.Generator,
+        chunk_size: int = 16_384,
+    ):
+        self.policy, self.data, self.path, self.sampler = policy, data, path, sampler
+        self.beta, self.guidance_max = beta, guidance_max
+        self.n_support_actions, self.include_dataset_action = n_support_actions, include_dataset_action
+        self.renew_interval, self.n_support_states = renew_interval, n_support_states
+        self.batch_size, self.tau, self.generator, self.chunk_size = batch_size, tau, generator, chunk_size
+        self.action_low, self.action_high = action_low, action_high
+        self.support: SupportSet | None = None
+        self.steps_since_renewal = 0
+        self.n_renewals = 0
+
+    def start(self) -> None:
+        self.renew()
+
+    @torch.inference_mode()
+    def renew(self) -> None:
+        """Redraw the support set from the current (Polyak-averaged) policy and score it."""
+        n = len(self.data)
+        if self.n_support_states is None or self.n_support_states >= n:
+            indices = torch.arange(n, device=self.data.device)
+        else:
+            indices = torch.randperm(n, device=self.data.device, generator=self.generator)[: self.n_support_states]
+        observations = self.data.observations[indices]
+        actions = sample_support_actions(
+            self.policy.actor_ema,
+            self.sampler,
+            observations,
+            self.n_support_actions,
+            self.action_low,
+            self.action_high,
+            self.generator,
+            chunk_size=self.chunk_size,
+            guidance=self.beta,
+        )
+        if self.include_dataset_action:
+            actions = torch.cat([actions, self.data.actions[indices].unsqueeze(1)], dim=1)
+        n_states, k, action_dim = actions.shape
+        q_values = torch.empty(n_states, k, device=actions.device)
+        states_per_chunk = max(1, self.chunk_size // k)
+        for start in range(0, n_states, states_per_chunk):
+            obs = observations[start : start + states_per_chunk]
+            acts = actions[start : start + states_per_chunk]
+            q = self.policy.critic.min_q(obs.repeat_interleave(k, dim=0), acts.reshape(-1, action_dim))
+            q_values[start : start + obs.shape[0]] = q.view(obs.shape[0], k)
+        self.support = SupportSet(indices, actions, q_values)
+        self.steps_since_renewal = 0
+        self.n_renewals += 1
+
+    def train_step(self) -> PolicyLoss:
+        if self.steps_since_renewal >= self.renew_interval:
+            self.renew()
+        support = self.support
+        n_states, k, _ = support.actions.shape
+        rows = torch.randint(n_states, (self.batch_size,), device=self.data.device, generator=self.generator)
+        cols = torch.randint(k, (self.batch_size,), device=self.data.device, generator=self.generator)
+        beta, guidance = self.beta, None
+        if self.guidance_max is not None:
+            beta = self.guidance_max * torch.rand((), device=self.data.device, generator=self.generator)
+            guidance = beta.expand(self.batch_size)
+        # energy E = -Q: each pair's weight is normalised over its state's whole group of K actions
+        group_weights = energy_weights(-support.q_values[rows], beta)
+        weights = group_weights.gather(1, cols.unsqueeze(1)).squeeze(1)
+        loss = energy_weighted_loss(
+            self.policy.actor,
+            self.path,
+            support.actions[rows, cols],
+            weights,
+            condition=self.data.observations[support.state_indices[rows]],
+            guidance=guidance,
+            generator=self.generator,
+        )
+        self.policy.actor_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.policy.actor_optimizer.step()
+        polyak_update(self.policy.actor, self.policy.actor_ema, self.tau)
+        self.steps_since_renewal += 1
+        return PolicyLoss(
+            loss.detach(),
+            (group_weights.max(dim=1).values / k).max(),
+            effective_sample_size(group_weights, dim=-1).mean(),
+            support.q_values[rows].mean(),
+        )

@@ -1,0 +1,78 @@
+"""Support actions: M actions per state sampled from a (behaviour or current) policy.
+
+Sampling is batched in chunks of states so memory stays bounded for 10^6 states; each chunk is
+one call of the path's sampler on ``chunk * M`` (state, noise) pairs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from qipo_agents.generative.paths import ProbabilityPath
+from qipo_agents.networks.field import FieldNetwork
+
+
+@dataclass
+class SamplerConfig:
+    """How actions are drawn from a field network: the path, its solver and step count."""
+
+    path: ProbabilityPath
+    n_steps: int | None = None
+    solver: str | None = None
+
+    @torch.inference_mode()
+    def sample(
+        self,
+        network: FieldNetwork,
+        observations: torch.Tensor,
+        noise: torch.Tensor,
+        guidance: float | None = None,
+    ) -> torch.Tensor:
+        """Actions ``(B, action_dim)`` for ``observations (B, obs_dim)`` from ``noise (B, action_dim)``."""
+        guidance_input = None
+        if network.guidance_max is not None:
+            guidance_input = torch.full((observations.shape[0],), float(guidance), device=observations.device)
+
+        def field(x, t):
+            return network(x, t, condition=observations, guidance=guidance_input)
+
+        return self.path.sample(field, noise, n_steps=self.n_steps, solver=self.solver)
+
+
+@torch.inference_mode()
+def sample_support_actions(
+    network: FieldNetwork,
+    sampler: SamplerConfig,
+    observations: torch.Tensor,
+    n_actions: int,
+    action_low: torch.Tensor,
+    action_high: torch.Tensor,
+    generator: torch.Generator,
+    chunk_size: int = 16_384,
+    guidance: float | None = None,
+) -> torch.Tensor:
+    """``n_actions`` actions per state, clipped to the action bounds.
+
+    Args:
+        network: the policy's field network (conditioned on observations).
+        observations: normalised states ``(N, obs_dim)``.
+        n_actions: ``M``, actions per state.
+        action_low, action_high: bounds ``(action_dim,)``.
+        chunk_size: (state, action) pairs per sampler call.
+        guidance: guidance scale for a guidance-conditioned network.
+
+    Returns:
+        ``(N, M, action_dim)`` actions.
+    """
+    n_states, action_dim = observations.shape[0], network.x_dim
+    out = torch.empty(n_states, n_actions, action_dim, device=observations.device)
+    states_per_chunk = max(1, chunk_size // n_actions)
+    for start in range(0, n_states, states_per_chunk):
+        obs = observations[start : start + states_per_chunk]
+        repeated = obs.repeat_interleave(n_actions, dim=0)
+        noise = torch.randn(repeated.shape[0], action_dim, device=obs.device, generator=generator)
+        actions = sampler.sample(network, repeated, noise, guidance=guidance)
+        out[start : start + obs.shape[0]] = actions.view(obs.shape[0], n_actions, action_dim)
+    return torch.maximum(torch.minimum(out, action_high), action_low)
