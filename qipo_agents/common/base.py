@@ -257,7 +257,7 @@ class OfflineAlgorithm(ABC):
     def _check_observation(self, observation: Any) -> np.ndarray:
         expected = self.observation_space.shape
         try:
-            obs = np.asarray(observation, dtype=np.float32)
+            obs = np.ascontiguousarray(observation, dtype=np.float32)
         except (TypeError, ValueError) as exc:
             raise SpaceMismatchError(
                 f"observation must be a numeric array of shape {expected} or (n, {expected[0]}), "

@@ -111,6 +111,8 @@ class VPPath(ProbabilityPath):
         t_min: smallest training time and the sampler's end time (avoids the singular ``t = 0``).
         default_solver: ``"dpm_solver_2"``, ``"dpm_solver_3"`` or ``"ddim"``.
         default_steps: number of network evaluations when ``sample`` is given none.
+        time_grid: sampler grid, ``"logsnr"`` (uniform in ``lambda_t``, DPM-Solver's choice for
+            low-dimensional data; accurate for sharp action modes) or ``"time_uniform"`` (QGPO's).
     """
 
     name = "vp"
@@ -123,7 +125,11 @@ class VPPath(ProbabilityPath):
         t_min: float = 1e-3,
         default_solver: str = "dpm_solver_2",
         default_steps: int = 15,
+        time_grid: str = "logsnr",
     ):
+        if time_grid not in ("logsnr", "time_uniform"):
+            raise ValueError(f"unknown time_grid {time_grid!r}; choose 'logsnr' or 'time_uniform'")
+        self.time_grid = time_grid
         self.beta_0, self.beta_1, self.t_min = float(beta_0), float(beta_1), float(t_min)
         self.default_solver, self.default_steps = default_solver, default_steps
         self.check_solver(default_solver, default_steps)
@@ -141,6 +147,12 @@ class VPPath(ProbabilityPath):
         """``lambda_t = log(alpha_t / sigma_t)``, DPM-Solver's integration variable."""
         log_alpha = self.log_alpha(t)
         return log_alpha - 0.5 * torch.log(-torch.expm1(2.0 * log_alpha))
+
+    def time_of_half_log_snr(self, lam: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`half_log_snr` for the linear schedule (DPM-Solver, Appendix)."""
+        tmp = 2.0 * (self.beta_1 - self.beta_0) * torch.logaddexp(-2.0 * lam, torch.zeros_like(lam))
+        delta = self.beta_0**2 + tmp
+        return tmp / (torch.sqrt(delta) + self.beta_0) / (self.beta_1 - self.beta_0)
 
     def sample_times(self, n, device, generator=None):
         return self.t_min + (1.0 - self.t_min) * torch.rand(n, device=device, generator=generator)

@@ -61,8 +61,14 @@ def integrate_ode(
 
 
 def _vp_grid(path: VPPath, n_steps: int, t_end: float):
-    """Time-uniform grid from 1 to ``t_end`` with the quantities DPM-Solver needs at each node."""
-    times = torch.linspace(1.0, t_end, n_steps + 1, dtype=torch.float64)
+    """Grid from 1 to ``t_end`` (uniform in time or in log-SNR, ``path.time_grid``) with the
+    quantities DPM-Solver needs at each node."""
+    if path.time_grid == "logsnr":
+        ends = torch.tensor([1.0, t_end], dtype=torch.float64)
+        lam_start, lam_end = path.half_log_snr(ends).tolist()
+        times = path.time_of_half_log_snr(torch.linspace(lam_start, lam_end, n_steps + 1, dtype=torch.float64))
+    else:
+        times = torch.linspace(1.0, t_end, n_steps + 1, dtype=torch.float64)
     log_alpha = path.log_alpha(times)
     sigma = torch.sqrt(-torch.expm1(2.0 * log_alpha))
     lam = log_alpha - torch.log(sigma)

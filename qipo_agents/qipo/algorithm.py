@@ -284,8 +284,8 @@ class QIPO(OfflineAlgorithm):
     ) -> tuple[np.ndarray, None]:
         """Actions for one observation ``(obs_dim,)`` or a batch ``(n, obs_dim)`` (SB3 signature).
 
-        ``deterministic=True`` integrates from fixed noise (zero noise, or a fixed set of
-        ``best_of_n`` noises), so the same observation always gives the same action.
+        ``deterministic=True`` integrates from a fixed noise (a fixed set of ``best_of_n`` noises),
+        so the same observation always gives the same action.
         ``guidance_scale`` picks ``beta`` for a guidance-conditioned agent (``guidance_max`` set).
         """
         if guidance_scale is not None:
@@ -301,10 +301,10 @@ class QIPO(OfflineAlgorithm):
         obs = torch.as_tensor(self.observation_normalizer.transform(observations), device=self.device)
         n, n_candidates, action_dim = obs.shape[0], self.best_of_n, self.action_space.shape[0]
         if deterministic:
+            # the same fixed noise for every state: one reproducible draw per state, not the
+            # zero-noise "mean", which lands between the modes of a multimodal policy
             fixed = torch.Generator(device=self.device).manual_seed(0)
-            noise = torch.randn(n_candidates, action_dim, device=self.device, generator=fixed)
-            noise[0] = 0.0
-            noise = noise.repeat(n, 1)
+            noise = torch.randn(n_candidates, action_dim, device=self.device, generator=fixed).repeat(n, 1)
         else:
             noise = torch.randn(n * n_candidates, action_dim, device=self.device, generator=self.generator)
         repeated = obs.repeat_interleave(n_candidates, dim=0)

@@ -1,4 +1,4 @@
-"""Small datasets built on the fly (never downloaded): Hopper-v5 random episodes, in Minari form."""
+"""Shared test data built on the fly (never downloaded): Hopper-v5 random episodes, in Minari form."""
 
 from __future__ import annotations
 

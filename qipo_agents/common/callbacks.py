@@ -1,0 +1,118 @@
+"""Callbacks for offline training: periodic evaluation with normalised scores, and checkpoints.
+
+Both are Stable-Baselines3 ``BaseCallback`` subclasses, so they mix with SB3's own callbacks in
+``learn(callback=[...])``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import gymnasium as gym
+from stable_baselines3.common.callbacks import BaseCallback
+
+from qipo_agents.common.evaluation import EvaluationResult, evaluate, reference_scores
+
+
+class EvalCallback(BaseCallback):
+    """Evaluate the agent in a Gymnasium env every ``eval_freq`` gradient steps.
+
+    Logs ``eval/mean_reward``, ``eval/std_reward``, ``eval/mean_ep_length`` and, when reference
+    scores are known (from the dataset or D4RL's table), ``eval/normalized_score``. Optionally
+    saves the best agent (by mean return) to ``best_model_save_path/best_model.zip`` and appends
+    each evaluation to ``log_path/evaluations.jsonl``.
+
+    Args:
+        eval_env: a Gymnasium env, or an env id to ``gym.make``.
+        eval_freq: gradient steps between evaluations.
+        n_eval_episodes: episodes per evaluation (10 in the D4RL protocol).
+        deterministic: act deterministically.
+        reference: ``(random, expert)`` returns; None reads them from the agent's dataset metadata.
+        seed: the first episode's reset seed (episode ``i`` uses ``seed + i``).
+    """
+
+    def __init__(
+        self,
+        eval_env: gym.Env | str,
+        eval_freq: int = 10_000,
+        n_eval_episodes: int = 10,
+        deterministic: bool = True,
+        reference: tuple[float, float] | None = None,
+        best_model_save_path: str | os.PathLike | None = None,
+        log_path: str | os.PathLike | None = None,
+        seed: int | None = 0,
+        verbose: int = 0,
+    ):
+        super().__init__(verbose)
+        self.eval_env = gym.make(eval_env) if isinstance(eval_env, str) else eval_env
+        self.eval_freq, self.n_eval_episodes, self.deterministic = eval_freq, n_eval_episodes, deterministic
+        self.reference, self.seed = reference, seed
+        self.best_model_save_path = None if best_model_save_path is None else Path(best_model_save_path)
+        self.log_path = None if log_path is None else Path(log_path)
+        self.best_mean_reward = -float("inf")
+        self.last_result: EvaluationResult | None = None
+
+    def _on_step(self) -> bool:
+        if self.eval_freq > 0 and self.model.num_timesteps % self.eval_freq == 0:
+            self.run_evaluation()
+        return True
+
+    def run_evaluation(self) -> EvaluationResult:
+        reference = self.reference or reference_scores(self.model.dataset_metadata)
+        result = evaluate(
+            self.model, self.eval_env, self.n_eval_episodes, self.deterministic, self.seed, reference=reference
+        )
+        self.last_result = result
+        self.logger.record("eval/mean_reward", result.mean_return)
+        self.logger.record("eval/std_reward", result.std_return)
+        self.logger.record("eval/mean_ep_length", sum(result.lengths) / len(result.lengths))
+        if result.normalized_mean is not None:
+            self.logger.record("eval/normalized_score", result.normalized_mean)
+        if self.verbose:
+            print(f"step {self.model.num_timesteps}: {result}")
+        if self.log_path is not None:
+            self.log_path.mkdir(parents=True, exist_ok=True)
+            with open(self.log_path / "evaluations.jsonl", "a") as f:
+                f.write(json.dumps({"timesteps": self.model.num_timesteps, **result.to_dict()}) + "\n")
+        if result.mean_return > self.best_mean_reward:
+            self.best_mean_reward = result.mean_return
+            if self.best_model_save_path is not None:
+                self.model.save(self.best_model_save_path / "best_model")
+        self.logger.dump(self.model.num_timesteps)
+        return result
+
+
+class CheckpointCallback(BaseCallback):
+    """Save the agent every ``save_freq`` gradient steps, atomically, keeping the last ``keep`` files.
+
+    Files are ``save_path/<name_prefix>_<steps>_steps.zip``; a run that is interrupted keeps its
+    last complete checkpoint (:meth:`latest` finds it to resume).
+    """
+
+    def __init__(self, save_freq: int, save_path: str | os.PathLike, name_prefix: str = "qipo", keep: int = 2):
+        super().__init__()
+        self.save_freq, self.save_path, self.name_prefix, self.keep = save_freq, Path(save_path), name_prefix, keep
+
+    def _on_step(self) -> bool:
+        if self.save_freq > 0 and self.model.num_timesteps % self.save_freq == 0:
+            self.save()
+        return True
+
+    def save(self) -> Path:
+        path = self.model.save(self.save_path / f"{self.name_prefix}_{self.model.num_timesteps}_steps")
+        for old in self.checkpoints(self.save_path, self.name_prefix)[: -self.keep]:
+            old.unlink(missing_ok=True)
+        return path
+
+    @staticmethod
+    def checkpoints(save_path: str | os.PathLike, name_prefix: str = "qipo") -> list[Path]:
+        """Checkpoint files in ``save_path``, oldest first."""
+        files = Path(save_path).glob(f"{name_prefix}_*_steps.zip")
+        return sorted(files, key=lambda p: int(p.stem.split("_")[-2]))
+
+    @classmethod
+    def latest(cls, save_path: str | os.PathLike, name_prefix: str = "qipo") -> Path | None:
+        found = cls.checkpoints(save_path, name_prefix)
+        return found[-1] if found else None

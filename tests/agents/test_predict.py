@@ -1,0 +1,81 @@
+"""predict(): shapes, determinism, guidance scale, best-of-N and clear errors on bad input."""
+
+import numpy as np
+import pytest
+
+from qipo_agents.errors import SpaceMismatchError
+
+from .conftest import TINY
+
+
+def test_single_and_batched_observations(tiny_agent):
+    action, state = tiny_agent.predict(np.array([0.3], dtype=np.float32))
+    assert action.shape == (1,) and state is None
+    actions, _ = tiny_agent.predict(np.zeros((5, 1)))
+    assert actions.shape == (5, 1) and actions.dtype == np.float32
+    assert tiny_agent.action_space.contains(action)
+
+
+def test_deterministic_gives_the_same_action_for_the_same_observation(tiny_agent):
+    obs = np.array([[0.3], [-0.7], [0.3]], dtype=np.float32)
+    first, _ = tiny_agent.predict(obs, deterministic=True)
+    second, _ = tiny_agent.predict(obs[::-1], deterministic=True)
+    np.testing.assert_array_equal(first, second[::-1])
+    np.testing.assert_array_equal(first[0], first[2])  # independent of the position in the batch
+    single, _ = tiny_agent.predict(obs[1], deterministic=True)
+    np.testing.assert_allclose(single, first[1], rtol=1e-6, atol=1e-6)
+
+
+def test_stochastic_actions_vary(tiny_agent):
+    actions, _ = tiny_agent.predict(np.zeros((64, 1)), deterministic=False)
+    assert actions.std() > 1e-3
+
+
+@pytest.mark.parametrize("bad", [np.zeros(3), np.zeros((2, 2)), np.zeros((2, 1, 1))])
+def test_wrong_observation_shape_names_the_shapes(tiny_agent, bad):
+    with pytest.raises(SpaceMismatchError, match=r"expects \(1,\)"):
+        tiny_agent.predict(bad)
+
+
+def test_non_numeric_and_nan_observations_are_refused(tiny_agent):
+    with pytest.raises(SpaceMismatchError, match="numeric"):
+        tiny_agent.predict(np.array(["a"]))
+    with pytest.raises(ValueError, match="NaN"):
+        tiny_agent.predict(np.array([np.nan]))
+
+
+def test_guidance_scale_needs_a_guidance_conditioned_agent(tiny_agent):
+    with pytest.raises(ValueError, match="guidance_max"):
+        tiny_agent.predict(np.zeros(1), guidance_scale=1.0)
+
+
+def test_guidance_scale_is_chosen_at_predict_time(agent_class, bandit_data):
+    """One beta-conditioned model (paper, Appendix F.2) tilts more towards high Q at higher beta."""
+    config = {
+        **TINY,
+        "behavior_steps": 600,
+        "critic_steps": 200,
+        "policy_steps": 600,
+        "renew_interval": 10_000,
+        "n_support_actions": 16,
+        "n_sampling_steps": 10,
+        "behavior_learning_rate": 2e-3,
+        "policy_learning_rate": 1e-3,
+        "policy_tau": 0.05,
+        "gamma": 0.0,
+        "critic_type": "expectile",
+        "expectile": 0.5,
+    }
+    agent = agent_class("MlpPolicy", bandit_data, reward_scaling="none", guidance_max=6.0, beta=6.0, **config).learn()
+    states = np.full((2000, 1), 0.7, dtype=np.float32)
+    positive = {g: (agent.predict(states, guidance_scale=g)[0] > 0).mean() for g in (0.0, 6.0)}
+    assert positive[6.0] > positive[0.0] + 0.1, positive
+    with pytest.raises(ValueError, match=r"\[0, 6.0\]"):
+        agent.predict(np.zeros(1), guidance_scale=7.0)
+
+
+def test_best_of_n_picks_the_highest_q_candidate(agent_class, bandit_data):
+    agent = agent_class("MlpPolicy", bandit_data, reward_scaling="none", best_of_n=8, **TINY).learn()
+    actions, _ = agent.predict(np.zeros((3, 1)), deterministic=True)
+    assert actions.shape == (3, 1)
+    np.testing.assert_array_equal(actions, agent.predict(np.zeros((3, 1)), deterministic=True)[0])

@@ -1,0 +1,132 @@
+"""save -> load gives the same actions; bad files give clear errors; saves are atomic."""
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+
+from qipo_agents import QIPO, QIPODiffusion, QIPOFlow
+from qipo_agents.common import save_format
+from qipo_agents.errors import SaveFileError
+
+OBS = np.linspace(-1, 1, 7, dtype=np.float32).reshape(7, 1)
+
+
+def test_save_load_gives_identical_actions(tiny_agent, tmp_path):
+    path = tiny_agent.save(tmp_path / "agent")
+    assert path.name == "agent.zip"
+    loaded = type(tiny_agent).load(tmp_path / "agent", device="cpu")
+    np.testing.assert_array_equal(
+        loaded.predict(OBS, deterministic=True)[0], tiny_agent.predict(OBS, deterministic=True)[0]
+    )
+    assert loaded.num_timesteps == tiny_agent.num_timesteps
+    for (name, a), (_, b) in zip(tiny_agent.policy.state_dict().items(), loaded.policy.state_dict().items()):
+        torch.testing.assert_close(a, b, msg=name)
+
+
+def test_base_class_loads_either_agent_and_wrong_class_is_refused(tiny_agent, tmp_path):
+    path = tiny_agent.save(tmp_path / "agent.zip")
+    assert type(QIPO.load(path, device="cpu")) is type(tiny_agent)
+    other = QIPODiffusion if isinstance(tiny_agent, QIPOFlow) else QIPOFlow
+    with pytest.raises(SaveFileError, match=f"{type(tiny_agent).__name__}.load"):
+        other.load(path)
+
+
+def test_save_file_layout(tiny_agent, tmp_path):
+    path = tiny_agent.save(tmp_path / "agent")
+    with zipfile.ZipFile(path) as archive:
+        names = set(archive.namelist())
+        data = json.loads(archive.read("data.json"))
+    assert {"data.json", "policy.pth", "policy.actor_optimizer.pth", "_version.txt"} <= names
+    assert data["format"] == "qipo_agents" and data["format_version"] == save_format.FORMAT_VERSION
+    assert data["hyperparameters"]["beta"] == tiny_agent.beta
+    assert data["reward_scaler"]["mode"] == "none"
+
+
+def test_corrupt_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "broken.zip"
+    path.write_bytes(b"this is not a zip archive")
+    with pytest.raises(SaveFileError, match="not a qipo_agents save file"):
+        QIPOFlow.load(path)
+
+
+def test_foreign_zip_is_a_clear_error(tmp_path):
+    path = tmp_path / "sb3_model.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("data", "{}")
+        archive.writestr("policy.pth", b"")
+    with pytest.raises(SaveFileError, match="Stable-Baselines3"):
+        QIPOFlow.load(path)
+
+
+def test_newer_format_is_a_clear_error(tiny_agent, tmp_path):
+    path = tiny_agent.save(tmp_path / "agent")
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    data = json.loads(members["data.json"])
+    data["format_version"] = save_format.FORMAT_VERSION + 1
+    members["data.json"] = json.dumps(data)
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    with pytest.raises(SaveFileError, match="upgrade qipo_agents"):
+        QIPOFlow.load(path)
+
+
+def test_damaged_member_is_a_clear_error(tiny_agent, tmp_path):
+    path = tiny_agent.save(tmp_path / "agent")
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    members["policy.pth"] = members["policy.pth"][:100]
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    with pytest.raises(SaveFileError, match="policy.pth"):
+        type(tiny_agent).load(path)
+
+
+def test_missing_file_is_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no saved agent"):
+        QIPOFlow.load(tmp_path / "nothing")
+
+
+def test_interrupted_save_keeps_the_previous_file(tiny_agent, tmp_path, monkeypatch):
+    path = tiny_agent.save(tmp_path / "agent")
+    before = path.read_bytes()
+
+    def fail(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(save_format.torch, "save", fail)
+    with pytest.raises(KeyboardInterrupt):
+        tiny_agent.save(tmp_path / "agent")
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["agent.zip"]  # no temporary file left behind
+
+
+def test_get_and_set_parameters_round_trip(tiny_agent, agent_class, bandit_data):
+    from .conftest import TINY
+
+    fresh = agent_class("MlpPolicy", bandit_data, reward_scaling="none", **{**TINY, "seed": 1})
+    weight = "actor.head.weight"
+    assert not torch.equal(fresh.policy.state_dict()[weight], tiny_agent.policy.state_dict()[weight])
+    fresh.set_parameters(tiny_agent.get_parameters())
+    torch.testing.assert_close(fresh.policy.state_dict()[weight], tiny_agent.policy.state_dict()[weight])
+    np.testing.assert_array_equal(
+        fresh.predict(OBS, deterministic=True)[0], tiny_agent.predict(OBS, deterministic=True)[0]
+    )
+    with pytest.raises(ValueError, match="missing"):
+        fresh.set_parameters({"policy": tiny_agent.get_parameters()["policy"]})
+
+
+def test_loaded_agent_resumes_learning(tiny_agent, bandit_data, tmp_path):
+    path = tiny_agent.save(tmp_path / "agent")
+    loaded = type(tiny_agent).load(path, device="cpu")
+    with pytest.raises(RuntimeError, match="no dataset"):
+        loaded.learn(10, reset_num_timesteps=False)
+    loaded.set_dataset(bandit_data)
+    loaded.learn(15, reset_num_timesteps=False)
+    assert loaded.num_timesteps == tiny_agent.num_timesteps + 15
+    assert loaded.current_phase == "policy"

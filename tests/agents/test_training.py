@@ -1,0 +1,89 @@
+"""learn(): phase schedule, seeding, logging and callbacks."""
+
+import numpy as np
+import pytest
+import torch
+from stable_baselines3.common.callbacks import BaseCallback
+
+from qipo_agents.errors import DatasetError
+from qipo_agents.qipo.schedule import PhaseSchedule
+
+from .conftest import TINY
+
+
+def test_same_seed_gives_the_same_agent(agent_class, bandit_data):
+    a = agent_class("MlpPolicy", bandit_data, reward_scaling="none", **TINY).learn()
+    b = agent_class("MlpPolicy", bandit_data, reward_scaling="none", **TINY).learn()
+    for (name, x), (_, y) in zip(a.policy.state_dict().items(), b.policy.state_dict().items()):
+        torch.testing.assert_close(x, y, msg=name)
+    obs = np.zeros((4, 1))
+    np.testing.assert_array_equal(a.predict(obs)[0], b.predict(obs)[0])
+
+
+def test_total_timesteps_split_across_phases_in_proportion(agent_class, bandit_data):
+    seen = []
+
+    class Record(BaseCallback):
+        def _on_step(self):
+            seen.append(self.model.current_phase)
+            return True
+
+    agent = agent_class("MlpPolicy", bandit_data, reward_scaling="none", **TINY)
+    agent.learn(total_timesteps=70, callback=Record())
+    assert agent.schedule == PhaseSchedule(30, 20, 20)  # 60:40:40 of 70
+    assert seen == ["behavior"] * 30 + ["critic"] * 20 + ["policy"] * 20
+
+
+def test_schedule_scaling_keeps_the_total():
+    schedule = PhaseSchedule(600_000, 1_000_000, 100_000).scaled_to(1_000_000)
+    assert schedule.total == 1_000_000
+    assert schedule.phase_at(0) == "behavior" and schedule.phase_at(999_999) == "policy"
+
+
+def test_logger_records_sb3_keys_and_tensorboard(agent_class, bandit_data, tmp_path):
+    agent = agent_class("MlpPolicy", bandit_data, reward_scaling="none", tensorboard_log=str(tmp_path / "tb"), **TINY)
+    agent.learn(log_interval=20)
+    assert list((tmp_path / "tb").rglob("events.out.tfevents*")), "no TensorBoard event file written"
+    assert agent.num_timesteps == 140
+
+
+def test_training_logs_every_phase(agent_class, bandit_data, tmp_path):
+    from stable_baselines3.common.logger import configure
+
+    agent = agent_class("MlpPolicy", bandit_data, reward_scaling="none", **TINY)
+    agent.set_logger(configure(str(tmp_path), ["csv"]))
+    agent.learn(log_interval=20)
+    header = (tmp_path / "progress.csv").read_text().splitlines()[0].split(",")
+    for key in (
+        "train/behavior_loss",
+        "train/critic_loss",
+        "train/q_mean",
+        "train/policy_loss",
+        "train/weight_max",
+        "train/effective_support",
+        "time/phase",
+        "time/total_timesteps",
+    ):
+        assert key in header, key
+
+
+def test_dataset_with_nan_is_refused(agent_class, bandit_data):
+    data = {k: v.copy() for k, v in bandit_data.items()}
+    data["rewards"][5] = np.nan
+    with pytest.raises(DatasetError, match="rewards"):
+        agent_class("MlpPolicy", data, **TINY)
+
+
+def test_empty_dataset_is_refused(agent_class, bandit_data):
+    data = {k: v[:0] for k, v in bandit_data.items()}
+    with pytest.raises(DatasetError, match="no transitions"):
+        agent_class("MlpPolicy", data, **TINY)
+
+
+def test_unknown_policy_and_bad_hyperparameters(agent_class, bandit_data):
+    with pytest.raises(ValueError, match="MlpPolicy"):
+        agent_class("CnnPolicy", bandit_data)
+    with pytest.raises(ValueError, match="critic_type"):
+        agent_class("MlpPolicy", bandit_data, critic_type="cql")
+    with pytest.raises(ValueError, match="unknown solver"):
+        agent_class("MlpPolicy", bandit_data, solver="heun")
