@@ -86,6 +86,7 @@ class OfflineAlgorithm(ABC):
         self.dataset_metadata: dict[str, Any] = {}
         self.buffer: OfflineBuffer | None = None
         self._logger: Logger | None = None
+        self._custom_logger = False
         self._loss_sums: dict[str, float] = defaultdict(float)
         self._loss_counts: dict[str, int] = defaultdict(int)
         self.set_random_seed(seed)
@@ -132,6 +133,7 @@ class OfflineAlgorithm(ABC):
     def set_logger(self, logger: Logger) -> None:
         """Use ``logger`` (e.g. from ``stable_baselines3.common.logger.configure``) instead of the default."""
         self._logger = logger
+        self._custom_logger = True
 
     def get_env(self) -> None:
         """Offline agents have no training environment (SB3 callbacks ask for it)."""
@@ -176,7 +178,7 @@ class OfflineAlgorithm(ABC):
                 "this agent has no dataset to learn from: pass dataset=... to load() or call set_dataset()"
             )
         total_timesteps = self._setup_learn(total_timesteps, reset_num_timesteps)
-        if self.tensorboard_log is not None or self._logger is None:
+        if not self._custom_logger:
             self._logger = configure_logger(
                 self.verbose, self.tensorboard_log, tb_log_name or type(self).__name__, reset_num_timesteps
             )

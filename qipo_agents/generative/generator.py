@@ -58,7 +58,7 @@ class EnergyGuidedGenerator:
     def __init__(
         self,
         path: str = "ot",
-        beta: float | None = 1.0,
+        beta: float | None = None,
         guidance_max: float | None = None,
         hidden_dims: Sequence[int] = (256, 256, 256),
         architecture: str = "mlp",
@@ -135,7 +135,9 @@ class EnergyGuidedGenerator:
             optimizer.step()
             if schedule is not None:
                 schedule.step()
-            polyak_update(self.model, self.ema_model, 1.0 - self.ema_decay)
+            # warm-up of the average (as in common EMA practice) so the random init fades fast
+            decay = min(self.ema_decay, (1.0 + step) / (10.0 + step))
+            polyak_update(self.model, self.ema_model, 1.0 - decay)
             if log_interval and step % log_interval == 0:
                 ess = effective_sample_size(weights).item()
                 self.history.append({"step": step, "loss": loss.item(), "ess": ess})

@@ -1,0 +1,323 @@
+"""The ``qipo-zoo`` command: ``list``, ``train``, ``eval``, ``collect``, ``plot``.
+
+Every expected failure (unknown task, invalid config, missing dataset, wrong file) is reported as
+one ``Error: ...`` line with exit status 1 — no traceback; Ctrl-C during training saves a
+checkpoint and exits with status 130.
+"""
+
+from __future__ import annotations
+
+import functools
+import shlex
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import click
+
+from qipo_agents import __version__
+from qipo_agents.errors import ConfigError, QIPOError
+
+LOG_FOLDER = "logs"
+
+
+def _user_errors(command: Callable) -> Callable:
+    """Report qipo_agents' own errors (and missing files) as click errors, without a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except (QIPOError, FileNotFoundError) as error:
+            raise click.ClickException(str(error)) from error
+
+    return wrapper
+
+
+def _resolve_device(device: str, profile: str | None) -> tuple[str, str]:
+    """``(device, profile)``: the profile defaults to ``gpu`` on a CUDA device, ``cpu`` otherwise."""
+    from qipo_agents.common.device import get_device
+
+    try:
+        resolved = get_device(device)
+    except (ValueError, RuntimeError) as error:
+        raise click.BadParameter(str(error), param_hint="--device") from error
+    return device, profile or ("gpu" if resolved.type == "cuda" else "cpu")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="qipo-zoo")
+def main() -> None:
+    """Train and evaluate QIPO agents on offline RL tasks with per-task hyperparameters.
+
+    \b
+    qipo-zoo list                          tasks, their datasets, and which are here
+    qipo-zoo train hopper-medium-mini      train + evaluate on the dataset shipped with the package
+    qipo-zoo eval logs/flow/hopper-medium-mini_1 --video hopper.gif
+    qipo-zoo plot logs/flow/hopper-medium-mini_*
+    """
+
+
+# ---------------------------------------------------------------------------------------------- list
+@main.command("list")
+@click.option("--algo", type=click.Choice(["flow", "diffusion"]), default="flow", show_default=True)
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="a YAML file instead of zoo/<algo>.yml")
+@_user_errors
+def list_tasks(algo: str, config_file: str | None) -> None:
+    """Tasks, their datasets and whether each dataset is on this machine (no network access)."""
+    from qipo_agents.data.minari_loader import datasets_root
+    from qipo_agents.zoo.config import ZooFile
+    from qipo_agents.zoo.datasets import DatasetSpec
+
+    zoo = ZooFile.load(algo, config_file)
+    click.echo(f"{zoo.source}: {len(zoo.tasks)} tasks for --algo {algo}; local Minari store: {datasets_root()}")
+    failures = 0
+    for task in zoo.tasks:
+        try:
+            gpu, cpu = zoo.resolve(task, "gpu"), zoo.resolve(task, "cpu")
+        except ConfigError as error:
+            failures += 1
+            click.echo(f"\n{task}\n    " + click.style(f"invalid: {error}", fg="red"))
+            continue
+        click.echo(
+            f"\n{click.style(task, bold=True)}  {gpu.env}  "
+            f"(steps: gpu {gpu.planned_timesteps:,}, cpu {cpu.planned_timesteps:,})"
+            + (f"\n    {gpu.description}" if gpu.description else "")
+        )
+        for spec in map(DatasetSpec, gpu.datasets):
+            click.echo(f"    {spec.spec}\n        {_availability(spec)}")
+    if failures:
+        raise click.ClickException(f"{failures} task(s) of {zoo.source} are invalid (see above)")
+
+
+def _availability(spec) -> str:
+    if not spec.available:
+        return click.style("missing", fg="yellow") + f": {spec.how_to_get()}"
+    where = "shipped with the package" if spec.kind == "builtin" else str(spec.location)
+    text = click.style("available", fg="green") + f" ({where})"
+    metadata = spec.metadata()
+    facts = []
+    if metadata.get("total_episodes") is not None:
+        facts.append(f"{metadata['total_episodes']} episodes, {metadata.get('total_steps')} steps")
+    if metadata.get("mean_return") is not None:
+        facts.append(f"mean return {metadata['mean_return']:.1f}")
+    if metadata.get("normalized_score") is not None:
+        facts.append(f"D4RL-normalised {metadata['normalized_score']:.1f}")
+    return text + (f"\n        {'; '.join(facts)}" if facts else "")
+
+
+# ---------------------------------------------------------------------------------------------- train
+@main.command()
+@click.argument("task")
+@click.argument("extra_overrides", nargs=-1, metavar="[KEY=VALUE]...")
+@click.option("--algo", type=click.Choice(["flow", "diffusion"]), default="flow", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda, cuda:1 ...")
+@click.option("--profile", type=click.Choice(["cpu", "gpu"]), help="budget profile [default: gpu with CUDA, else cpu]")
+@click.option(
+    "-H",
+    "--hyperparams",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="override a QIPO hyperparameter or run setting, value read as YAML: --hyperparams beta=5.0 "
+    "'policy_kwargs={hidden_dims: [64, 64]}' (several may follow one flag)",
+)
+@click.option("--dataset", "datasets", multiple=True, metavar="SOURCE", help="train on this data instead (repeatable)")
+@click.option("--log-folder", default=LOG_FOLDER, show_default=True, type=click.Path(file_okay=False))
+@click.option(
+    "--resume",
+    is_flag=False,
+    flag_value="latest",
+    default=None,
+    metavar="[RUN_DIR]",
+    help="continue an interrupted run from its last checkpoint (default: the task's latest run)",
+)
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="a YAML file instead of zoo/<algo>.yml")
+@click.option("--verbose", type=int, default=1, show_default=True, help="0: quiet; 1: phase changes")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="show a progress bar")
+@_user_errors
+def train(
+    task: str,
+    extra_overrides: Sequence[str],
+    algo: str,
+    seed: int,
+    device: str,
+    profile: str | None,
+    hyperparams: Sequence[str],
+    datasets: Sequence[str],
+    log_folder: str,
+    resume: str | None,
+    config_file: str | None,
+    verbose: int,
+    progress: bool,
+) -> None:
+    """Train TASK (see `qipo-zoo list`) into LOG_FOLDER/ALGO/TASK_N/ and evaluate the result.
+
+    Hyperparameters come from zoo/ALGO.yml (profile `cpu` without CUDA), then --hyperparams.
+    """
+    from qipo_agents.zoo.config import load_task, parse_overrides
+    from qipo_agents.zoo.train import TrainingInterrupted, resume_run, run_dirs, train_task
+
+    items = [*hyperparams, *extra_overrides]
+    if resume is not None:
+        if items or datasets or config_file or profile:
+            raise ConfigError("a resumed run keeps its config.yml: drop --hyperparams, --dataset, --config and --profile")
+        run_dir = _resume_dir(resume, log_folder, algo, task, run_dirs)
+        command = _command(["train", task, "--algo", algo, "--resume", str(run_dir)], device if device != "auto" else None)
+        run = functools.partial(
+            resume_run, run_dir, command, device=None if device == "auto" else device, verbose=verbose, progress=progress
+        )
+    else:
+        device, profile = _resolve_device(device, profile)
+        config = load_task(task, algo, profile, parse_overrides(items), list(datasets) or None, config_file)
+        args = ["train", task, "--algo", algo, "--seed", str(seed), "--device", device, "--profile", profile]
+        args += ["--log-folder", log_folder]
+        for source in datasets:
+            args += ["--dataset", source]
+        if config_file:
+            args += ["--config", config_file]
+        if items:
+            args += ["--hyperparams", *items]
+        run = functools.partial(
+            train_task, config, seed, device, log_folder, _command(args), verbose=verbose, progress=progress
+        )
+    try:
+        result = run(echo=click.echo)
+    except TrainingInterrupted as stop:
+        click.echo(f"\n{stop}", err=True)
+        if stop.checkpoint is not None:
+            click.echo(f"resume with: qipo-zoo train {task} --algo {algo} --resume {stop.run_dir}", err=True)
+        sys.exit(130)
+    if result.final is not None:
+        click.echo(f"final evaluation after {result.num_timesteps} steps: {result.final}")
+    click.echo(f"run folder: {result.run_dir}")
+
+
+def _resume_dir(resume: str, log_folder: str, algo: str, task: str, run_dirs) -> Path:
+    if resume != "latest":
+        run_dir = Path(resume)
+        if not run_dir.is_dir():
+            raise ConfigError(f"--resume {resume}: no such run folder")
+        return run_dir
+    existing = run_dirs(log_folder, algo, task)
+    if not existing:
+        raise ConfigError(f"no run of {task} under {Path(log_folder) / algo} to resume")
+    return existing[-1]
+
+
+def _command(args: list[str], device: str | None = None) -> str:
+    if device:
+        args = [*args, "--device", device]
+    return shlex.join(["qipo-zoo", *args])
+
+
+# ---------------------------------------------------------------------------------------------- eval
+@main.command("eval")
+@click.argument("run_or_model", type=click.Path(exists=True))
+@click.option("--episodes", type=click.IntRange(min=1), help="[default: the run's n_final_eval_episodes, else 10]")
+@click.option("--seed", type=int, default=0, show_default=True, help="episode i resets with seed + i")
+@click.option("--video", type=click.Path(dir_okay=False), help="write the first episode to a .gif or .mp4")
+@click.option("--env", "env_id", help="evaluation env id (default: the run's, or the one recorded with the data)")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--deterministic/--stochastic", default=None, help="[default: the run's setting, else deterministic]")
+@_user_errors
+def eval_command(
+    run_or_model: str,
+    episodes: int | None,
+    seed: int,
+    video: str | None,
+    env_id: str | None,
+    device: str,
+    deterministic: bool | None,
+) -> None:
+    """Evaluate a run folder's agent (or a saved agent zip): mean ± std return and D4RL-normalised score."""
+    from qipo_agents.zoo.evaluate import evaluate_target
+
+    evaluated = evaluate_target(run_or_model, episodes, seed, video, env_id, device, deterministic)
+    click.echo(f"{evaluated.model} in {evaluated.env_id}: {evaluated.result}")
+    if evaluated.video is not None:
+        click.echo(f"video of episode 1: {evaluated.video}")
+
+
+# ---------------------------------------------------------------------------------------------- collect
+@main.command()
+@click.argument("model", type=click.Path(exists=True, dir_okay=False))
+@click.option("--env", "env_id", required=True, help="Gymnasium env id to roll out in, e.g. Hopper-v5")
+@click.option("--dataset-id", required=True, help="Minari id to create, e.g. local/hopper/sac-v0")
+@click.option("--steps", type=click.IntRange(min=1), default=1_000_000, show_default=True, help="env steps to record")
+@click.option("--stochastic/--deterministic", default=True, show_default=True, help="sample actions (D4RL) or not")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--env-package", help="module that registers the env (e.g. gymnasium_robotics)")
+@click.option("--ref-min-score", type=float, help="random-policy return [default: D4RL's for the env family]")
+@click.option("--ref-max-score", type=float, help="expert return [default: D4RL's for the env family]")
+@click.option("--author", default="qipo-zoo collect", show_default=True)
+@click.option("--author-email", default="none@example.com", show_default=True)
+@click.option("--description", help="dataset description [default: a summary of the collection]")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--progress/--no-progress", default=True, show_default=True)
+@_user_errors
+def collect(
+    model: str,
+    env_id: str,
+    dataset_id: str,
+    steps: int,
+    stochastic: bool,
+    seed: int,
+    env_package: str | None,
+    ref_min_score: float | None,
+    ref_max_score: float | None,
+    author: str,
+    author_email: str,
+    description: str | None,
+    device: str,
+    progress: bool,
+) -> None:
+    """Roll out MODEL (an SB3 / sb3-contrib zip or a qipo_agents save) into a local Minari dataset.
+
+    The dataset goes to the local Minari store ($MINARI_DATASETS_PATH, else ~/.minari/datasets).
+    """
+    from qipo_agents.zoo.collect import collect as run_collect
+
+    if (ref_min_score is None) != (ref_max_score is None):
+        raise click.UsageError("give both --ref-min-score and --ref-max-score, or neither")
+    reference = None if ref_min_score is None else (ref_min_score, ref_max_score)
+    if reference is not None and not reference[1] > reference[0]:
+        raise click.BadParameter("--ref-max-score must exceed --ref-min-score")
+    done = run_collect(
+        model,
+        env_id,
+        dataset_id,
+        steps,
+        stochastic=stochastic,
+        seed=seed,
+        env_package=env_package,
+        reference=reference,
+        author=author,
+        author_email=author_email,
+        description=description,
+        device=device,
+        progress=progress,
+    )
+    text = f"wrote Minari dataset {done.dataset_id} to {done.path}: {done.n_episodes} episodes, {done.n_steps} steps"
+    if len(done.returns):
+        text += f"; return {done.returns.mean():.1f} ± {done.returns.std():.1f} over {len(done.returns)} complete episodes"
+        if done.normalized is not None:
+            text += f", D4RL-normalised {done.normalized.mean():.1f}"
+    click.echo(text)
+
+
+# ---------------------------------------------------------------------------------------------- plot
+@main.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--out", default="learning_curves.png", show_default=True, type=click.Path(dir_okay=False))
+@_user_errors
+def plot(run_dirs: Sequence[str], out: str) -> None:
+    """Learning curves and final scores of one or several runs, to a PNG."""
+    from qipo_agents.zoo.plot import plot_runs
+
+    path = plot_runs(list(run_dirs), out)
+    click.echo(f"wrote {path}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,96 @@
+"""``qipo-zoo eval``: evaluate a run folder or a saved agent, optionally filming one episode."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from qipo_agents.common.callbacks import CheckpointCallback
+from qipo_agents.common.evaluation import EvaluationResult, evaluate, reference_scores
+from qipo_agents.errors import ConfigError
+from qipo_agents.zoo.envs import make_env, use_offscreen_rendering, write_video
+from qipo_agents.zoo.train import CHECKPOINT_DIR, CHECKPOINT_PREFIX, make_task_env, model_path, read_run_config, task_reference
+
+
+@dataclass
+class Evaluated:
+    model: Path
+    env_id: str
+    result: EvaluationResult
+    video: Path | None
+
+
+def locate_model(target: str | Path) -> tuple[Path, dict[str, Any] | None]:
+    """``(model zip, run config or None)`` for a run folder or a model file."""
+    target = Path(target)
+    if target.is_dir():
+        config, _ = read_run_config(target)
+        for candidate in (model_path(target, config.name), CheckpointCallback.latest(target / CHECKPOINT_DIR, CHECKPOINT_PREFIX)):
+            if candidate is not None and candidate.exists():
+                return candidate, {"config": config}
+        raise ConfigError(f"{target} holds no trained agent yet (no {config.name}.zip, no checkpoint)")
+    if target.exists() or target.with_name(target.name + ".zip").exists():
+        return target, None
+    raise ConfigError(f"{target} is neither a run folder nor a saved agent")
+
+
+def evaluate_target(
+    target: str | Path,
+    episodes: int | None = None,
+    seed: int = 0,
+    video: str | Path | None = None,
+    env_id: str | None = None,
+    device: str = "auto",
+    deterministic: bool | None = None,
+) -> Evaluated:
+    """Evaluate the agent of a run folder (its config's env and reference scores) or of a model zip.
+
+    Args:
+        episodes: episodes to run (None: the run's ``n_final_eval_episodes``, else 10).
+        video: write the first episode to this ``.gif`` / ``.mp4``.
+        env_id: evaluation env for a bare model (default: the env recorded with its dataset).
+        deterministic: None: the run's ``deterministic_eval`` (True for a bare model).
+    """
+    from qipo_agents.qipo.algorithm import QIPO
+
+    if video is not None:
+        use_offscreen_rendering()
+    path, run = locate_model(target)
+    agent = QIPO.load(path, device=device)
+    if run is not None and env_id is None:
+        config = run["config"]
+        env = make_task_env(config, render=video is not None)
+        name = config.env
+        reference = task_reference(config, agent.dataset_metadata)
+        episodes = (config.n_final_eval_episodes or 10) if episodes is None else episodes
+        deterministic = config.deterministic_eval if deterministic is None else deterministic
+    else:
+        name = env_id or agent.dataset_metadata.get("env_id")
+        if not name:
+            raise ConfigError(f"{path} records no environment; pass --env ENV_ID")
+        env = make_env(name, render=video is not None)
+        reference = reference_scores(agent.dataset_metadata)
+        episodes = 10 if episodes is None else episodes
+        deterministic = True if deterministic is None else deterministic
+    frames: list | None = [] if video is not None else None
+    try:
+        result = evaluate(agent, env, episodes, deterministic, seed, reference=reference, render_frames=frames)
+    except Exception as error:
+        if video is not None and _is_rendering_error(error):
+            raise ConfigError(
+                f"rendering failed ({error}); MuJoCo needs an OpenGL backend: MUJOCO_GL=egl (default here) "
+                "or MUJOCO_GL=osmesa (software, needs libOSMesa)"
+            ) from error
+        raise
+    written = None
+    if video is not None:
+        fps = env.metadata.get("render_fps")
+        written = write_video(frames, video, fps)
+    env.close()
+    return Evaluated(Path(path), name, result, written)
+
+
+def _is_rendering_error(error: Exception) -> bool:
+    text = f"{type(error).__module__}.{type(error).__name__}: {error}"
+    return any(marker in text for marker in ("OpenGL", "EGL", "GLFW", "OSMesa", "mujoco.FatalError", "glGetError"))

@@ -1,0 +1,350 @@
+"""Run a zoo task: dataset → agent → learn (evaluations, checkpoints, logs) → model → final evaluation.
+
+A run lives in ``<log_folder>/<algo>/<task>_<n>/`` (``n`` counts up from 1, as in
+rl-baselines3-zoo) and holds::
+
+    config.yml          the resolved TaskConfig, seed and device (what `--resume` and `eval` read)
+    command.txt         the command that started the run (and each resume)
+    progress.csv        logger output (earlier parts of a resumed run: progress.1.csv, ...)
+    events.out.tfevents.*   TensorBoard
+    evaluations.jsonl   one line per evaluation during training
+    best_model.zip      the agent with the best evaluation so far
+    checkpoints/        qipo_<steps>_steps.zip, the last two kept
+    <task>.zip          the trained agent
+    final_eval.json     the final evaluation
+
+Ctrl-C or a crash saves a checkpoint first (saves are atomic), and ``resume_run`` continues
+from the latest checkpoint for the steps the run still had to do.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import yaml
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import configure
+
+from qipo_agents.common.callbacks import CheckpointCallback, EvalCallback
+from qipo_agents.common.evaluation import EvaluationResult, check_env_spaces, evaluate, reference_scores
+from qipo_agents.data.buffer import OfflineBuffer
+from qipo_agents.data.sources import make_buffer
+from qipo_agents.errors import ConfigError, QIPOError
+from qipo_agents.zoo.config import TaskConfig, task_from_dict
+from qipo_agents.zoo.datasets import DatasetSpec, dataset_sources
+from qipo_agents.zoo.envs import make_env
+
+CONFIG_FILE = "config.yml"
+COMMAND_FILE = "command.txt"
+FINAL_EVAL_FILE = "final_eval.json"
+EVALUATIONS_FILE = "evaluations.jsonl"
+CHECKPOINT_DIR = "checkpoints"
+CHECKPOINT_PREFIX = "qipo"
+
+Echo = Callable[[str], Any]
+
+
+class TrainingInterrupted(QIPOError):
+    """Training was stopped with Ctrl-C; a checkpoint was saved (``checkpoint``) to resume from."""
+
+    def __init__(self, run_dir: Path, checkpoint: Path | None, num_timesteps: int):
+        self.run_dir, self.checkpoint, self.num_timesteps = run_dir, checkpoint, num_timesteps
+        saved = f"checkpoint {checkpoint}" if checkpoint else "no checkpoint (no step was trained)"
+        super().__init__(f"training interrupted at step {num_timesteps}; {saved}")
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    model_path: Path
+    num_timesteps: int
+    final: EvaluationResult | None
+
+
+class ProgressBar(BaseCallback):
+    """A tqdm bar over the gradient steps of one ``learn`` call.
+
+    (SB3's ``ProgressBarCallback`` asks the training env for its number of envs; offline agents have none.)
+    """
+
+    def __init__(self, total: int, initial: int = 0):
+        super().__init__()
+        self.total, self.initial = total, initial
+        self.bar = None
+
+    def _on_training_start(self) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=self.total, initial=self.initial, unit="step", desc="training", dynamic_ncols=True)
+
+    def _on_step(self) -> bool:
+        self.bar.update(1)
+        phase = getattr(self.model, "current_phase", None)
+        if phase and self.bar.desc != phase:
+            self.bar.set_description(phase)
+        return True
+
+    def _on_training_end(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+# ---------------------------------------------------------------------------------------------- run folders
+def run_dirs(log_folder: str | Path, algo: str, task: str) -> list[Path]:
+    """Existing ``<log_folder>/<algo>/<task>_<n>`` folders, by ``n``."""
+    folder = Path(log_folder) / algo
+    pattern = re.compile(rf"{re.escape(task)}_(\d+)")
+    found = [(int(m.group(1)), p) for p in folder.glob(f"{task}_*") if (m := pattern.fullmatch(p.name)) and p.is_dir()]
+    return [p for _, p in sorted(found)]
+
+
+def next_run_dir(log_folder: str | Path, algo: str, task: str) -> Path:
+    existing = run_dirs(log_folder, algo, task)
+    n = int(existing[-1].name.rsplit("_", 1)[1]) + 1 if existing else 1
+    return Path(log_folder) / algo / f"{task}_{n}"
+
+
+def read_run_config(run_dir: str | Path) -> tuple[TaskConfig, dict[str, Any]]:
+    """``(config, run info)`` from a run's ``config.yml``; run info has ``seed`` and ``device``."""
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise ConfigError(f"{run_dir} is not a qipo-zoo run folder (it has no {CONFIG_FILE})")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path} is not valid YAML: {error}") from error
+    if not isinstance(data, dict) or "task" not in data:
+        raise ConfigError(f"{path} is not a qipo-zoo run config (no `task` key)")
+    info = {key: data.pop(key, None) for key in ("seed", "device", "qipo_agents_version", "created")}
+    data["name"] = data.pop("task")
+    return task_from_dict(data, str(path)), info
+
+
+def write_run_config(run_dir: Path, config: TaskConfig, seed: int, device: str) -> None:
+    from qipo_agents import __version__
+
+    values = config.to_dict()
+    data = {
+        "task": values.pop("name"),
+        "algo": values.pop("algo"),
+        "profile": values.pop("profile"),
+        "seed": seed,
+        "device": device,
+        "qipo_agents_version": __version__,
+        "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+        **values,
+    }
+    (run_dir / CONFIG_FILE).write_text(yaml.safe_dump(data, sort_keys=False, default_flow_style=None))
+
+
+def model_path(run_dir: Path, task: str) -> Path:
+    return Path(run_dir) / f"{task}.zip"
+
+
+# ---------------------------------------------------------------------------------------------- pieces
+def load_task_data(config: TaskConfig) -> OfflineBuffer:
+    """The task's datasets, concatenated; fails within seconds (DatasetNotFoundError) when one is missing."""
+    return make_buffer(dataset_sources(config.datasets))
+
+
+def make_task_env(config: TaskConfig, render: bool = False) -> gym.Env:
+    dataset = None
+    if config.env_from_dataset:
+        first = DatasetSpec(config.datasets[0])
+        if first.kind == "path" and first.location.suffix.lower() in (".hdf5", ".h5"):
+            raise ConfigError(f"task {config.name}: env_from_dataset needs a Minari dataset, not {first.spec}")
+        dataset = first.source()
+    return make_env(config.env, config.env_kwargs, config.env_package, dataset, render=render)
+
+
+def task_reference(config: TaskConfig, metadata: dict[str, Any]) -> tuple[float, float] | None:
+    if config.reference_scores is not None:
+        return tuple(config.reference_scores)
+    return reference_scores(metadata)
+
+
+def _emergency_checkpoint(agent, checkpoint_dir: Path, echo: Echo) -> Path | None:
+    """Save the agent as the newest checkpoint (atomic), unless nothing was trained or it is already saved."""
+    if agent.num_timesteps == 0:
+        return None
+    path = checkpoint_dir / f"{CHECKPOINT_PREFIX}_{agent.num_timesteps}_steps.zip"
+    if path.exists():
+        return path
+    try:
+        return agent.save(path)
+    except Exception as error:  # noqa: BLE001 - keep the original failure; the previous checkpoint stays usable
+        echo(f"could not save a checkpoint at step {agent.num_timesteps}: {error}")
+        return CheckpointCallback.latest(checkpoint_dir, CHECKPOINT_PREFIX)
+
+
+def _configure_logger(run_dir: Path, resuming: bool):
+    progress = run_dir / "progress.csv"
+    if resuming and progress.exists():
+        # SB3's CSV output truncates the file: keep the earlier part next to it
+        part = 1
+        while (run_dir / f"progress.{part}.csv").exists():
+            part += 1
+        progress.rename(run_dir / f"progress.{part}.csv")
+    return configure(str(run_dir), ["stdout", "csv", "tensorboard"])
+
+
+def _best_previous_return(run_dir: Path) -> float:
+    path = run_dir / EVALUATIONS_FILE
+    returns = [json.loads(line)["mean_return"] for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    return max(returns, default=-float("inf"))
+
+
+def _learn(
+    agent,
+    config: TaskConfig,
+    run_dir: Path,
+    env: gym.Env,
+    total: int | None,
+    planned: int,
+    seed: int,
+    resuming: bool,
+    progress: bool,
+    echo: Echo,
+) -> None:
+    checkpoint_dir = run_dir / CHECKPOINT_DIR
+    agent.set_logger(_configure_logger(run_dir, resuming))
+    evaluation = EvalCallback(
+        env,
+        eval_freq=config.eval_freq,
+        n_eval_episodes=config.n_eval_episodes,
+        deterministic=config.deterministic_eval,
+        reference=task_reference(config, agent.dataset_metadata),
+        best_model_save_path=run_dir,
+        log_path=run_dir,
+        seed=seed,
+    )
+    if resuming:
+        evaluation.best_mean_reward = _best_previous_return(run_dir)
+    callbacks: list[BaseCallback] = [
+        evaluation,
+        CheckpointCallback(config.checkpoint_freq, checkpoint_dir, name_prefix=CHECKPOINT_PREFIX),
+    ]
+    if progress:
+        callbacks.append(ProgressBar(planned, initial=agent.num_timesteps))
+    try:
+        agent.learn(
+            total_timesteps=total,
+            callback=callbacks,
+            log_interval=config.log_interval,
+            reset_num_timesteps=not resuming,
+        )
+    except KeyboardInterrupt:
+        checkpoint = _emergency_checkpoint(agent, checkpoint_dir, echo)
+        raise TrainingInterrupted(run_dir, checkpoint, agent.num_timesteps) from None
+    except BaseException:
+        checkpoint = _emergency_checkpoint(agent, checkpoint_dir, echo)
+        if checkpoint is not None:
+            echo(
+                f"training stopped by an error at step {agent.num_timesteps}; the checkpoint {checkpoint} "
+                f"is usable: fix the cause, then `qipo-zoo train {config.name} --algo {config.algo} --resume {run_dir}`"
+            )
+        raise
+
+
+def _finish(
+    agent, config: TaskConfig, run_dir: Path, env: gym.Env, seed: int, echo: Echo
+) -> tuple[Path, EvaluationResult | None]:
+    path = agent.save(model_path(run_dir, config.name))
+    echo(f"saved the agent to {path}")
+    if config.n_final_eval_episodes == 0:
+        return path, None
+    reference = task_reference(config, agent.dataset_metadata)
+    echo(f"final evaluation: {config.n_final_eval_episodes} episodes of {config.env}")
+    result = evaluate(agent, env, config.n_final_eval_episodes, config.deterministic_eval, seed, reference=reference)
+    report = {
+        "task": config.name,
+        "algo": config.algo,
+        "profile": config.profile,
+        "seed": seed,
+        "num_timesteps": agent.num_timesteps,
+        "env": config.env,
+        "n_episodes": config.n_final_eval_episodes,
+        "deterministic": config.deterministic_eval,
+        "reference_scores": list(reference) if reference else None,
+        **result.to_dict(),
+    }
+    (run_dir / FINAL_EVAL_FILE).write_text(json.dumps(report, indent=2) + "\n")
+    return path, result
+
+
+# ---------------------------------------------------------------------------------------------- entry points
+def train_task(
+    config: TaskConfig,
+    seed: int,
+    device: str,
+    log_folder: str | Path,
+    command: str,
+    verbose: int = 1,
+    progress: bool = True,
+    echo: Echo = print,
+) -> RunResult:
+    """Train ``config`` in a new run folder; returns where everything went and the final evaluation."""
+    echo(f"loading datasets: {', '.join(config.datasets)}")
+    buffer = load_task_data(config)
+    env = make_task_env(config)
+    try:
+        agent = config.agent_class("MlpPolicy", buffer, seed=seed, device=device, verbose=verbose, **config.hyperparams)
+    except QIPOError:
+        raise
+    except (ValueError, TypeError) as error:  # QIPO's argument checks that need the data (e.g. network shapes)
+        raise ConfigError(f"task {config.name}: cannot build the agent: {error}") from error
+    check_env_spaces(env, agent.observation_space, agent.action_space)
+
+    run_dir = next_run_dir(log_folder, config.algo, config.name)
+    run_dir.mkdir(parents=True)
+    write_run_config(run_dir, config, seed, device)
+    (run_dir / COMMAND_FILE).write_text(command + "\n")
+    planned = config.planned_timesteps
+    echo(
+        f"training {type(agent).__name__} on {config.name} ({config.profile} profile, {len(buffer)} transitions, "
+        f"{planned} gradient steps, device {agent.device}) in {run_dir}"
+    )
+    _learn(agent, config, run_dir, env, config.n_timesteps, planned, seed, False, progress, echo)
+    path, result = _finish(agent, config, run_dir, env, seed, echo)
+    return RunResult(run_dir, path, agent.num_timesteps, result)
+
+
+def resume_run(
+    run_dir: str | Path,
+    command: str,
+    device: str | None = None,
+    verbose: int = 1,
+    progress: bool = True,
+    echo: Echo = print,
+) -> RunResult:
+    """Continue ``run_dir`` from its latest checkpoint for the steps it still had to do, then finish it."""
+    run_dir = Path(run_dir)
+    config, info = read_run_config(run_dir)
+    seed = int(info["seed"]) if info.get("seed") is not None else 0
+    device = device or info.get("device") or "auto"
+    checkpoint = CheckpointCallback.latest(run_dir / CHECKPOINT_DIR, CHECKPOINT_PREFIX)
+    if checkpoint is None:
+        if model_path(run_dir, config.name).exists():
+            raise ConfigError(f"{run_dir} has finished training ({model_path(run_dir, config.name).name}); nothing to resume")
+        raise ConfigError(f"{run_dir} has no checkpoint to resume from (in {run_dir / CHECKPOINT_DIR})")
+    echo(f"loading datasets: {', '.join(config.datasets)}")
+    buffer = load_task_data(config)
+    env = make_task_env(config)
+    agent = config.agent_class.load(checkpoint, device=device, dataset=buffer, verbose=verbose)
+    check_env_spaces(env, agent.observation_space, agent.action_space)
+    planned = agent.schedule.total if agent.schedule is not None else config.planned_timesteps
+    remaining = max(planned - agent.num_timesteps, 0)
+    with open(run_dir / COMMAND_FILE, "a") as file:
+        file.write(command + "\n")
+    echo(f"resuming {run_dir} from {checkpoint.name}: step {agent.num_timesteps} of {planned}, {remaining} to go")
+    if remaining:
+        _learn(agent, config, run_dir, env, remaining, planned, seed, True, progress, echo)
+    path, result = _finish(agent, config, run_dir, env, seed, echo)
+    return RunResult(run_dir, path, agent.num_timesteps, result)
