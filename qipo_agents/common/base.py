@@ -108,8 +108,9 @@ class OfflineAlgorithm(ABC):
         """One gradient step; returns a dataclass whose tensor/float fields are logged as ``train/<field>``."""
 
     @abstractmethod
-    def _predict(self, observations: np.ndarray, deterministic: bool) -> np.ndarray:
-        """Actions ``(n, action_dim)`` for raw observations ``(n, obs_dim)``."""
+    def _predict(self, observations: np.ndarray, deterministic: bool, **options: Any) -> np.ndarray:
+        """Actions ``(n, action_dim)`` for raw observations ``(n, obs_dim)``; ``options`` are the
+        algorithm's extra ``predict`` keywords."""
 
     @abstractmethod
     def _hyperparameters(self) -> dict[str, Any]:
@@ -242,17 +243,19 @@ class OfflineAlgorithm(ABC):
         state: Any = None,
         episode_start: np.ndarray | None = None,
         deterministic: bool = False,
+        **options: Any,
     ) -> tuple[np.ndarray, None]:
         """SB3's ``predict``: one observation ``(obs_dim,)`` or a batch ``(n, obs_dim)`` to actions.
 
-        ``state`` and ``episode_start`` exist for SB3 compatibility (the policy is not recurrent).
+        ``state`` and ``episode_start`` exist for SB3 compatibility (the policy is not recurrent);
+        ``options`` are algorithm-specific keywords passed to ``_predict``.
         Returns ``(action, None)`` with ``action`` of shape ``(action_dim,)`` or ``(n, action_dim)``,
         inside the action space's bounds.
         """
         if self.observation_space is None:
             raise RuntimeError("this agent has no networks yet: construct it with a dataset or load() it")
         obs = self._check_observation(observation)
-        actions = self._predict(obs.reshape(-1, self.observation_space.shape[0]), deterministic)
+        actions = self._predict(obs.reshape(-1, self.observation_space.shape[0]), deterministic, **options)
         actions = np.clip(actions, self.action_space.low, self.action_space.high).astype(self.action_space.dtype)
         return (actions[0] if obs.ndim == 1 else actions), None
 

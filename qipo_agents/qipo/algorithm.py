@@ -79,6 +79,7 @@ class QIPO(OfflineAlgorithm):
         reward_scaling: ``"locomotion"`` (QGPO: ``r * 1000 / (max return - min return)``),
             ``"antmaze"`` (``r - 1``) or ``"none"``.
         sampling_chunk_size: (state, action) pairs per batched sampling call.
+        schedule: the phase split fixed by the first ``learn`` call; set by ``load``, leave None.
         policy_kwargs: actor/critic shapes: ``hidden_dims`` (512, 256, 128), ``architecture``
             (``"unet"`` or ``"mlp"``), ``embed_dim`` (128), ``critic_hidden_dims`` (256, 256, 256).
         path_kwargs: probability-path options (e.g. ``sigma_min`` for flows, ``beta_0``/``beta_1`` for VP).
@@ -288,16 +289,15 @@ class QIPO(OfflineAlgorithm):
         so the same observation always gives the same action.
         ``guidance_scale`` picks ``beta`` for a guidance-conditioned agent (``guidance_max`` set).
         """
+        return super().predict(observation, state, episode_start, deterministic, guidance_scale=guidance_scale)
+
+    @torch.inference_mode()
+    def _predict(self, observations: np.ndarray, deterministic: bool, guidance_scale: float | None = None):
         if guidance_scale is not None:
             if self.guidance_max is None:
                 raise ValueError("guidance_scale needs an agent trained with guidance_max (beta as an input)")
             if not 0.0 <= guidance_scale <= self.guidance_max:
                 raise ValueError(f"guidance_scale must lie in [0, {self.guidance_max}], got {guidance_scale}")
-        self._guidance_scale = self.beta if guidance_scale is None else float(guidance_scale)
-        return super().predict(observation, state, episode_start, deterministic)
-
-    @torch.inference_mode()
-    def _predict(self, observations: np.ndarray, deterministic: bool) -> np.ndarray:
         obs = torch.as_tensor(self.observation_normalizer.transform(observations), device=self.device)
         n, n_candidates, action_dim = obs.shape[0], self.best_of_n, self.action_space.shape[0]
         if deterministic:
@@ -307,11 +307,11 @@ class QIPO(OfflineAlgorithm):
             noise = torch.randn(n_candidates, action_dim, device=self.device, generator=fixed).repeat(n, 1)
         else:
             noise = torch.randn(n * n_candidates, action_dim, device=self.device, generator=self.generator)
-        repeated = obs.repeat_interleave(n_candidates, dim=0)
-        guidance = getattr(self, "_guidance_scale", self.beta)
+        repeated = obs.repeat_interleave(n_candidates, dim=0) if n_candidates > 1 else obs
+        guidance = self.beta if guidance_scale is None else float(guidance_scale)
         actions = self.sampler.sample(self.policy.actor_ema, repeated, noise, guidance=guidance)
-        actions = torch.maximum(torch.minimum(actions, self.action_high), self.action_low)
         if n_candidates > 1:
+            actions = torch.maximum(torch.minimum(actions, self.action_high), self.action_low)
             q = self.policy.critic.min_q(repeated, actions).view(n, n_candidates)
             best = q.argmax(dim=1)
             actions = actions.view(n, n_candidates, action_dim)[torch.arange(n, device=self.device), best]

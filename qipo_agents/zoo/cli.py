@@ -161,11 +161,20 @@ def train(
     items = [*hyperparams, *extra_overrides]
     if resume is not None:
         if items or datasets or config_file or profile:
-            raise ConfigError("a resumed run keeps its config.yml: drop --hyperparams, --dataset, --config and --profile")
+            raise ConfigError(
+                "a resumed run keeps its config.yml: drop --hyperparams, --dataset, --config and --profile"
+            )
         run_dir = _resume_dir(resume, log_folder, algo, task, run_dirs)
-        command = _command(["train", task, "--algo", algo, "--resume", str(run_dir)], device if device != "auto" else None)
+        command = _command(
+            ["train", task, "--algo", algo, "--resume", str(run_dir)], device if device != "auto" else None
+        )
         run = functools.partial(
-            resume_run, run_dir, command, device=None if device == "auto" else device, verbose=verbose, progress=progress
+            resume_run,
+            run_dir,
+            command,
+            device=None if device == "auto" else device,
+            verbose=verbose,
+            progress=progress,
         )
     else:
         device, profile = _resolve_device(device, profile)
@@ -300,7 +309,9 @@ def collect(
     )
     text = f"wrote Minari dataset {done.dataset_id} to {done.path}: {done.n_episodes} episodes, {done.n_steps} steps"
     if len(done.returns):
-        text += f"; return {done.returns.mean():.1f} ± {done.returns.std():.1f} over {len(done.returns)} complete episodes"
+        text += (
+            f"; return {done.returns.mean():.1f} ± {done.returns.std():.1f} over {len(done.returns)} complete episodes"
+        )
         if done.normalized is not None:
             text += f", D4RL-normalised {done.normalized.mean():.1f}"
     click.echo(text)

@@ -106,7 +106,9 @@ def load_policy(path: str | Path, env: gym.Env, device: str = "cpu") -> tuple[An
     try:
         agent = algo_class.load(path, custom_objects=custom, device=device)
     except Exception as error:  # noqa: BLE001 - SB3 raises many kinds on a foreign zip
-        raise ConfigError(f"{path} could not be loaded as a {class_name} agent: {type(error).__name__}: {error}") from error
+        raise ConfigError(
+            f"{path} could not be loaded as a {class_name} agent: {type(error).__name__}: {error}"
+        ) from error
     return agent, f"{package.replace('_', '-')} {class_name}"
 
 
@@ -163,12 +165,18 @@ def collect(
     buffers, returns = [], []
     observation, _ = env.reset(seed=seed)
     env.action_space.seed(seed)
-    episode: dict[str, list] = {"observations": [observation], "actions": [], "rewards": [], "terminations": [], "truncations": []}
+    episode: dict[str, list] = {
+        "observations": [observation],
+        "actions": [],
+        "rewards": [],
+        "terminations": [],
+        "truncations": [],
+    }
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=n_steps, unit="step", desc="collecting", dynamic_ncols=True)
+        bar = tqdm(total=n_steps, unit="step", desc="collecting", dynamic_ncols=True, disable=None)
     for step in range(n_steps):
         policy_obs = gym.spaces.flatten(env.observation_space, observation) if flatten else observation
         action, _ = agent.predict(policy_obs, deterministic=not stochastic)
@@ -196,7 +204,13 @@ def collect(
             )
             if not last:
                 observation, _ = env.reset()
-                episode = {"observations": [observation], "actions": [], "rewards": [], "terminations": [], "truncations": []}
+                episode = {
+                    "observations": [observation],
+                    "actions": [],
+                    "rewards": [],
+                    "terminations": [],
+                    "truncations": [],
+                }
     if bar is not None:
         bar.close()
 
@@ -220,7 +234,9 @@ def collect(
         ref_max_score=None if reference is None else float(reference[1]),
     )
     normalized = None
-    stats: dict[str, Any] = {"collection": {"model": str(model), "seed": seed, "stochastic": stochastic, "steps": n_steps}}
+    stats: dict[str, Any] = {
+        "collection": {"model": str(model), "seed": seed, "stochastic": stochastic, "steps": n_steps}
+    }
     if len(returns_arr):
         stats.update(mean_return=round(float(returns_arr.mean()), 2), std_return=round(float(returns_arr.std()), 2))
         if reference is not None:

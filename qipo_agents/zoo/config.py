@@ -74,7 +74,9 @@ _POLICY_ARGS_SET_BY_QIPO = {
 }
 
 
-def _run_field(default: Any = dataclasses.MISSING, minimum: int | None = None, factory: Any = dataclasses.MISSING) -> Any:
+def _run_field(
+    default: Any = dataclasses.MISSING, minimum: int | None = None, factory: Any = dataclasses.MISSING
+) -> Any:
     """A field a profile block (``cpu:`` / ``gpu:``) may override."""
     return field(default=default, default_factory=factory, metadata={"profile": True, "minimum": minimum})
 
@@ -140,7 +142,8 @@ class TaskConfig:
             return self.n_timesteps
         defaults = _qipo_defaults()
         return sum(
-            int(self.hyperparams.get(name, defaults[name])) for name in ("behavior_steps", "critic_steps", "policy_steps")
+            int(self.hyperparams.get(name, defaults[name]))
+            for name in ("behavior_steps", "critic_steps", "policy_steps")
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -239,7 +242,9 @@ def _hint_name(hint: Any) -> str:
         return "null"
     if origin in (list, tuple, Sequence) or hint in (list, tuple):
         if origin is tuple and args and args[-1] is not Ellipsis:
-            return f"a list of {len(args)} " + " / ".join(_hint_name(a).removeprefix("a ").removeprefix("an ") for a in args)
+            return f"a list of {len(args)} " + " / ".join(
+                _hint_name(a).removeprefix("a ").removeprefix("an ") for a in args
+            )
         inner = _hint_name(args[0]).removeprefix("a ").removeprefix("an ") if args else "values"
         return f"a list of {inner}s"
     if origin is dict or hint is dict:
@@ -349,7 +354,9 @@ def _unknown_key(key: str, valid: Sequence[str], where: _Where, what: str) -> Co
 def check_hyperparams(raw: Any, algo: str, where: _Where, prefix: str = "") -> dict[str, Any]:
     """Keys checked against ``QIPO.__init__`` and values against their type hints."""
     if not isinstance(raw, Mapping):
-        raise where.error(prefix.rstrip(".") or "hyperparams", f"expected a mapping of QIPO arguments, got {_describe(raw)}")
+        raise where.error(
+            prefix.rstrip(".") or "hyperparams", f"expected a mapping of QIPO arguments, got {_describe(raw)}"
+        )
     types_ = hyperparameter_types()
     nested = _nested_kwarg_types(algo)
     checked: dict[str, Any] = {}
@@ -547,7 +554,9 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
         key, sep, text = pair.partition("=")
         key = key.strip()
         if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
-            raise ConfigError(f"--hyperparams: {pair!r} is not KEY=VALUE (e.g. beta=3.0 or policy_learning_rate=1.0e-4)")
+            raise ConfigError(
+                f"--hyperparams: {pair!r} is not KEY=VALUE (e.g. beta=3.0 or policy_learning_rate=1.0e-4)"
+            )
         try:
             parsed[key] = yaml.safe_load(text) if text.strip() else None
         except yaml.YAMLError as error:

@@ -87,8 +87,8 @@ class DatasetSpec:
     def how_to_get(self) -> str:
         if self.kind == "minari":
             return (
-                f"`minari download {self.spec}` on a machine that is online (it lands in {datasets_root()}; "
-                "set MINARI_DATASETS_PATH to use another store), or `qipo-zoo collect`"
+                f"`minari download {self.spec}` when online, `qipo-zoo collect`, "
+                "or MINARI_DATASETS_PATH set to a store that has it"
             )
         if self.kind == "builtin":
             return "it ships with qipo_agents: reinstall the package"
@@ -120,7 +120,9 @@ def dataset_sources(specs: tuple[str, ...] | list[str]) -> list[str]:
         if spec.kind == "minari" and not spec.available:
             open_minari_dataset(spec.spec, download=True)  # downloads, or fails fast with the ways out
         elif spec.kind != "minari" and not spec.available:
-            raise DatasetNotFoundError(f"dataset {spec.spec!r} is not on this machine ({spec.location}): {spec.how_to_get()}")
+            raise DatasetNotFoundError(
+                f"dataset {spec.spec!r} is not on this machine ({spec.location}): {spec.how_to_get()}"
+            )
         sources.append(spec.source())
     return sources
 

@@ -35,7 +35,9 @@ def import_env_package(name: str | None) -> None:
         module = importlib.import_module(name)
     except ImportError as error:
         what = _OPTIONAL_PACKAGES.get(name, name)
-        raise ConfigError(f"this task's environment needs the package {what}, which is not installed ({error})") from error
+        raise ConfigError(
+            f"this task's environment needs the package {what}, which is not installed ({error})"
+        ) from error
     if hasattr(gym, "register_envs"):
         gym.register_envs(module)
 

@@ -10,7 +10,14 @@ from qipo_agents.common.callbacks import CheckpointCallback
 from qipo_agents.common.evaluation import EvaluationResult, evaluate, reference_scores
 from qipo_agents.errors import ConfigError
 from qipo_agents.zoo.envs import make_env, use_offscreen_rendering, write_video
-from qipo_agents.zoo.train import CHECKPOINT_DIR, CHECKPOINT_PREFIX, make_task_env, model_path, read_run_config, task_reference
+from qipo_agents.zoo.train import (
+    CHECKPOINT_DIR,
+    CHECKPOINT_PREFIX,
+    make_task_env,
+    model_path,
+    read_run_config,
+    task_reference,
+)
 
 
 @dataclass
@@ -26,7 +33,10 @@ def locate_model(target: str | Path) -> tuple[Path, dict[str, Any] | None]:
     target = Path(target)
     if target.is_dir():
         config, _ = read_run_config(target)
-        for candidate in (model_path(target, config.name), CheckpointCallback.latest(target / CHECKPOINT_DIR, CHECKPOINT_PREFIX)):
+        for candidate in (
+            model_path(target, config.name),
+            CheckpointCallback.latest(target / CHECKPOINT_DIR, CHECKPOINT_PREFIX),
+        ):
             if candidate is not None and candidate.exists():
                 return candidate, {"config": config}
         raise ConfigError(f"{target} holds no trained agent yet (no {config.name}.zip, no checkpoint)")

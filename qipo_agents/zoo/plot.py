@@ -38,7 +38,9 @@ def _from_evaluations(path: Path) -> tuple[list[int], list[float | None], list[f
 
 def _from_progress(run_dir: Path) -> tuple[list[int], list[float | None], list[float]]:
     """Evaluation rows of ``progress.csv`` (and the earlier parts of a resumed run, ``progress.<k>.csv``)."""
-    parts = sorted(run_dir.glob("progress.*.csv"), key=lambda p: int(p.suffixes[0][1:]) if p.suffixes[0][1:].isdigit() else 0)
+    parts = sorted(
+        run_dir.glob("progress.*.csv"), key=lambda p: int(p.suffixes[0][1:]) if p.suffixes[0][1:].isdigit() else 0
+    )
     steps, normalized, returns = [], [], []
     for path in [*parts, run_dir / "progress.csv"]:
         if not path.exists():
@@ -60,7 +62,9 @@ def load_curve(run_dir: str | Path, normalized: bool = True) -> Curve:
     if not run_dir.is_dir():
         raise ConfigError(f"{run_dir} is not a run folder")
     evaluations = run_dir / EVALUATIONS_FILE
-    steps, normalized_values, returns = _from_evaluations(evaluations) if evaluations.exists() else _from_progress(run_dir)
+    steps, normalized_values, returns = (
+        _from_evaluations(evaluations) if evaluations.exists() else _from_progress(run_dir)
+    )
     final_path = run_dir / FINAL_EVAL_FILE
     final = json.loads(final_path.read_text()) if final_path.exists() else None
     use_normalized = normalized and (
@@ -103,7 +107,10 @@ def plot_runs(run_dirs: list[str | Path], out: str | Path) -> Path:
     if any(c.steps for c in curves):
         ax_curve.legend(fontsize=8)
 
-    finals = [(c.label, c.final if c.final is not None else (c.values[-1] if c.values else math.nan), c.final_std) for c in curves]
+    finals = [
+        (c.label, c.final if c.final is not None else (c.values[-1] if c.values else math.nan), c.final_std)
+        for c in curves
+    ]
     positions = range(len(finals))
     ax_final.bar(
         positions,

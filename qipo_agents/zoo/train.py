@@ -82,7 +82,10 @@ class ProgressBar(BaseCallback):
     def _on_training_start(self) -> None:
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=self.total, initial=self.initial, unit="step", desc="training", dynamic_ncols=True)
+        # disable=None: no bar when stderr is not a terminal (logs, CI)
+        self.bar = tqdm(
+            total=self.total, initial=self.initial, unit="step", desc="training", dynamic_ncols=True, disable=None
+        )
 
     def _on_step(self) -> bool:
         self.bar.update(1)
@@ -197,7 +200,11 @@ def _configure_logger(run_dir: Path, resuming: bool):
 
 def _best_previous_return(run_dir: Path) -> float:
     path = run_dir / EVALUATIONS_FILE
-    returns = [json.loads(line)["mean_return"] for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    returns = (
+        [json.loads(line)["mean_return"] for line in path.read_text().splitlines() if line.strip()]
+        if path.exists()
+        else []
+    )
     return max(returns, default=-float("inf"))
 
 
@@ -332,7 +339,9 @@ def resume_run(
     checkpoint = CheckpointCallback.latest(run_dir / CHECKPOINT_DIR, CHECKPOINT_PREFIX)
     if checkpoint is None:
         if model_path(run_dir, config.name).exists():
-            raise ConfigError(f"{run_dir} has finished training ({model_path(run_dir, config.name).name}); nothing to resume")
+            raise ConfigError(
+                f"{run_dir} has finished training ({model_path(run_dir, config.name).name}); nothing to resume"
+            )
         raise ConfigError(f"{run_dir} has no checkpoint to resume from (in {run_dir / CHECKPOINT_DIR})")
     echo(f"loading datasets: {', '.join(config.datasets)}")
     buffer = load_task_data(config)
