@@ -37,7 +37,14 @@ toy: setup
 	$(BIN)/python examples/eight_gaussians.py
 
 demo: setup
-	$(BIN)/python examples/eight_gaussians.py
+	$(BIN)/qipo-zoo train hopper-medium-mini
+
+# the d3rlpy baselines are installed by benchmarks/setup.sh (--no-deps, torch and gymnasium untouched)
+bench: setup
+	VIRTUAL_ENV=$(abspath $(VENV)) bash benchmarks/setup.sh
+	MINARI_DATASETS_PATH=$${MINARI_DATASETS_PATH:-../shared/datasets} $(BIN)/python benchmarks/sampling.py
+	MINARI_DATASETS_PATH=$${MINARI_DATASETS_PATH:-../shared/datasets} $(BIN)/python benchmarks/throughput.py
+	MINARI_DATASETS_PATH=$${MINARI_DATASETS_PATH:-../shared/datasets} $(BIN)/python benchmarks/quality.py
 
 clean:
 	rm -rf site .pytest_cache .ruff_cache build dist *.egg-info

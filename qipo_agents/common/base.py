@@ -25,11 +25,11 @@ from stable_baselines3.common.callbacks import (
     BaseCallback,
     CallbackList,
     ConvertCallback,
-    ProgressBarCallback,
 )
 from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.utils import configure_logger, set_random_seed
 
+from qipo_agents.common.callbacks import ProgressBarCallback
 from qipo_agents.common.device import get_device
 from qipo_agents.common.save_format import read_save_file, write_save_file
 from qipo_agents.data.buffer import OfflineBuffer

@@ -65,6 +65,7 @@ class EvalCallback(BaseCallback):
             self.model, self.eval_env, self.n_eval_episodes, self.deterministic, self.seed, reference=reference
         )
         self.last_result = result
+        self.logger.record("time/total_timesteps", self.model.num_timesteps)
         self.logger.record("eval/mean_reward", result.mean_return)
         self.logger.record("eval/std_reward", result.std_return)
         self.logger.record("eval/mean_ep_length", sum(result.lengths) / len(result.lengths))
@@ -82,6 +83,32 @@ class EvalCallback(BaseCallback):
                 self.model.save(self.best_model_save_path / "best_model")
         self.logger.dump(self.model.num_timesteps)
         return result
+
+
+class ProgressBarCallback(BaseCallback):
+    """A tqdm progress bar over the gradient steps of one ``learn`` call (``learn(progress_bar=True)``).
+
+    SB3's own bar reads the training environment, which offline agents do not have.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.pbar = None
+
+    def _on_training_start(self) -> None:
+        from tqdm.auto import tqdm
+
+        self.pbar = tqdm(total=self.locals["total_timesteps"] - self.model.num_timesteps, unit="step")
+
+    def _on_step(self) -> bool:
+        self.pbar.update(1)
+        phase = getattr(self.model, "current_phase", None)
+        if phase is not None and self.n_calls % 100 == 0:
+            self.pbar.set_postfix_str(f"phase={phase}", refresh=False)
+        return True
+
+    def _on_training_end(self) -> None:
+        self.pbar.close()
 
 
 class CheckpointCallback(BaseCallback):

@@ -43,7 +43,8 @@ class QIPO(OfflineAlgorithm):
 
     ``learn(total_timesteps)`` splits ``total_timesteps`` across the phases in the proportions
     ``behavior_steps : critic_steps : policy_steps`` (the split is fixed at the first call and
-    saved); ``learn(total_timesteps=None)`` runs exactly the configured steps. A later
+    saved), and ``renew_interval`` is scaled with the refinement phase so the number of support
+    renewals stays the same; ``learn(total_timesteps=None)`` runs exactly the configured steps. A later
     ``learn(n, reset_num_timesteps=False)`` continues where training stopped (for example on a
     loaded agent); steps past the end of the schedule keep refining.
 
@@ -229,7 +230,7 @@ class QIPO(OfflineAlgorithm):
             self.guidance_max,
             self.n_support_actions,
             self.include_dataset_action,
-            self.renew_interval,
+            self.scheduled_renew_interval,
             self.n_support_states,
             self.policy_batch_size,
             self.policy_tau,
@@ -270,6 +271,14 @@ class QIPO(OfflineAlgorithm):
                 self.logger.record("train/support_renewals", self._phase.n_renewals)
 
     @property
+    def scheduled_renew_interval(self) -> int:
+        """``renew_interval`` scaled like the refinement phase, so ``learn(total_timesteps)`` keeps
+        the configured number of support renewals (``policy_steps / renew_interval``)."""
+        if self.schedule is None or self.policy_steps == 0:
+            return self.renew_interval
+        return max(1, round(self.renew_interval * self.schedule.policy_steps / self.policy_steps))
+
+    @property
     def current_phase(self) -> str | None:
         """Name of the phase being trained (``"behavior"``, ``"critic"``, ``"policy"``) or None."""
         return None if self._phase is None else self._phase.name
@@ -285,8 +294,10 @@ class QIPO(OfflineAlgorithm):
     ) -> tuple[np.ndarray, None]:
         """Actions for one observation ``(obs_dim,)`` or a batch ``(n, obs_dim)`` (SB3 signature).
 
-        ``deterministic=True`` integrates from a fixed noise (a fixed set of ``best_of_n`` noises),
-        so the same observation always gives the same action.
+        ``deterministic=True`` integrates from zero noise (plus fixed noises for the other
+        ``best_of_n`` candidates), so the same observation always gives the same action: the
+        policy's central action, like SB3's mean action. For a strongly multimodal policy it can
+        fall between modes; use ``best_of_n > 1`` or stochastic actions there.
         ``guidance_scale`` picks ``beta`` for a guidance-conditioned agent (``guidance_max`` set).
         """
         return super().predict(observation, state, episode_start, deterministic, guidance_scale=guidance_scale)
@@ -301,10 +312,12 @@ class QIPO(OfflineAlgorithm):
         obs = torch.as_tensor(self.observation_normalizer.transform(observations), device=self.device)
         n, n_candidates, action_dim = obs.shape[0], self.best_of_n, self.action_space.shape[0]
         if deterministic:
-            # the same fixed noise for every state: one reproducible draw per state, not the
-            # zero-noise "mean", which lands between the modes of a multimodal policy
+            # zero noise (the noise distribution's mode) maps to the policy's central action, as
+            # SB3's deterministic actions are the mean; further best-of-N candidates use fixed noise
             fixed = torch.Generator(device=self.device).manual_seed(0)
-            noise = torch.randn(n_candidates, action_dim, device=self.device, generator=fixed).repeat(n, 1)
+            noise = torch.randn(n_candidates, action_dim, device=self.device, generator=fixed)
+            noise[0] = 0.0
+            noise = noise.repeat(n, 1)
         else:
             noise = torch.randn(n * n_candidates, action_dim, device=self.device, generator=self.generator)
         repeated = obs.repeat_interleave(n_candidates, dim=0) if n_candidates > 1 else obs

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 import torch
 
-from qipo_agents.common.polyak import polyak_update
 from qipo_agents.data.device_buffer import DeviceBuffer
 from qipo_agents.generative.losses import energy_weighted_loss
 from qipo_agents.generative.paths import ProbabilityPath
@@ -60,8 +59,5 @@ class BehaviorWarmup:
             guidance=guidance,
             generator=self.generator,
         )
-        self.policy.actor_optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.policy.actor_optimizer.step()
-        polyak_update(self.policy.actor, self.policy.actor_ema, self.tau)
+        self.policy.update_actor(loss, self.tau)
         return BehaviorLoss(loss.detach())

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from qipo_agents.common.polyak import polyak_update
 from qipo_agents.networks.critics import TwinQNetwork, ValueNetwork
 from qipo_agents.networks.field import FieldNetwork
 
@@ -64,6 +65,13 @@ class QIPOPolicy(nn.Module):
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"actor_optimizer": self.actor_optimizer, "critic_optimizer": self.critic_optimizer}
+
+    def update_actor(self, loss: torch.Tensor, tau: float) -> None:
+        """One Adam step of ``actor`` on ``loss``, then ``actor_ema <- (1 - tau) actor_ema + tau actor``."""
+        self.actor_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.actor_optimizer.step()
+        polyak_update(self.actor, self.actor_ema, tau)
 
     def set_actor_learning_rate(self, learning_rate: float) -> None:
         for group in self.actor_optimizer.param_groups:

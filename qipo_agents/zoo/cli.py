@@ -22,13 +22,13 @@ LOG_FOLDER = "logs"
 
 
 def _user_errors(command: Callable) -> Callable:
-    """Report qipo_agents' own errors (and missing files) as click errors, without a traceback."""
+    """Report qipo_agents' own errors and file-system errors as click errors, without a traceback."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except (QIPOError, FileNotFoundError) as error:
+        except (QIPOError, OSError) as error:  # our errors, and missing files / permissions / full disks
             raise click.ClickException(str(error)) from error
 
     return wrapper
@@ -67,7 +67,7 @@ def list_tasks(algo: str, config_file: str | None) -> None:
     """Tasks, their datasets and whether each dataset is on this machine (no network access)."""
     from qipo_agents.data.minari_loader import datasets_root
     from qipo_agents.zoo.config import ZooFile
-    from qipo_agents.zoo.datasets import DatasetSpec
+    from qipo_agents.zoo.sources import DatasetSpec
 
     zoo = ZooFile.load(algo, config_file)
     click.echo(f"{zoo.source}: {len(zoo.tasks)} tasks for --algo {algo}; local Minari store: {datasets_root()}")
@@ -156,7 +156,7 @@ def train(
     Hyperparameters come from zoo/ALGO.yml (profile `cpu` without CUDA), then --hyperparams.
     """
     from qipo_agents.zoo.config import load_task, parse_overrides
-    from qipo_agents.zoo.train import TrainingInterrupted, resume_run, run_dirs, train_task
+    from qipo_agents.zoo.train import TrainingInterrupted, read_run_config, resume_run, run_dirs, train_task
 
     items = [*hyperparams, *extra_overrides]
     if resume is not None:
@@ -165,6 +165,10 @@ def train(
                 "a resumed run keeps its config.yml: drop --hyperparams, --dataset, --config and --profile"
             )
         run_dir = _resume_dir(resume, log_folder, algo, task, run_dirs)
+        saved, _ = read_run_config(run_dir)
+        if saved.name != task:
+            raise ConfigError(f"{run_dir} is a run of {saved.name}, not of {task}")
+        algo = saved.algo  # an explicit RUN_DIR decides the agent
         command = _command(
             ["train", task, "--algo", algo, "--resume", str(run_dir)], device if device != "auto" else None
         )

@@ -209,7 +209,7 @@ def _nested_kwarg_types(algo: str) -> dict[str, dict[str, Any]]:
 
 
 # ---------------------------------------------------------------------------------------------- value checks
-class _Where:
+class ConfigLocation:
     """Where a value comes from, for error messages: ``zoo/flow.yml, task hopper-medium (cpu profile)``."""
 
     def __init__(self, source: str, task: str | None = None, block: str | None = None):
@@ -242,10 +242,9 @@ def _hint_name(hint: Any) -> str:
         return "null"
     if origin in (list, tuple, Sequence) or hint in (list, tuple):
         if origin is tuple and args and args[-1] is not Ellipsis:
-            return f"a list of {len(args)} " + " / ".join(
-                _hint_name(a).removeprefix("a ").removeprefix("an ") for a in args
-            )
-        inner = _hint_name(args[0]).removeprefix("a ").removeprefix("an ") if args else "values"
+            kinds = {_hint_name(a).removeprefix("a ").removeprefix("an ") for a in args}
+            return f"a list of {len(args)} {kinds.pop()}s" if len(kinds) == 1 else f"a list of {len(args)} values"
+        inner = _hint_name(args[0]).removeprefix("a ").removeprefix("an ") if args else "value"
         return f"a list of {inner}s"
     if origin is dict or hint is dict:
         return "a mapping"
@@ -269,7 +268,7 @@ def _number_written_as_string(value: str) -> str | None:
     return text
 
 
-def check_value(value: Any, hint: Any, where: _Where, key: str) -> Any:
+def check_value(value: Any, hint: Any, where: ConfigLocation, key: str) -> Any:
     """``value`` checked against the type ``hint`` (and normalised: ints to floats, lists to tuples)."""
     if hint is Any:
         return value
@@ -309,7 +308,7 @@ def check_value(value: Any, hint: Any, where: _Where, key: str) -> Any:
             raise _type_error(value, hint, where, key)
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(value) != len(args):
-                raise where.error(key, f"expected {_hint_name(hint)}, got {len(value)} values {list(value)!r}")
+                raise where.error(key, f"expected {_hint_name(hint)}, got {list(value)!r}")
             return tuple(check_value(v, a, where, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
         inner = args[0] if args else Any
         items = [check_value(v, inner, where, f"{key}[{i}]") for i, v in enumerate(value)]
@@ -325,7 +324,7 @@ def check_value(value: Any, hint: Any, where: _Where, key: str) -> Any:
     raise TypeError(f"config type {hint!r} of {key} is not supported")  # a bug in the schema, not in the YAML
 
 
-def _type_error(value: Any, hint: Any, where: _Where, key: str) -> ConfigError:
+def _type_error(value: Any, hint: Any, where: ConfigLocation, key: str) -> ConfigError:
     if isinstance(value, str) and _accepts_number(hint):
         written = _number_written_as_string(value)
         if written is not None and not _accepts(hint, float) and float(written).is_integer():
@@ -345,13 +344,13 @@ def _accepts_number(hint: Any) -> bool:
     return _accepts(hint, int) or _accepts(hint, float)
 
 
-def _unknown_key(key: str, valid: Sequence[str], where: _Where, what: str) -> ConfigError:
+def _unknown_key(key: str, valid: Sequence[str], where: ConfigLocation, what: str) -> ConfigError:
     close = difflib.get_close_matches(str(key), list(valid), n=3)
     hint = f"; did you mean {' or '.join(close)}?" if close else ""
     return where.error(str(key), f"unknown {what}{hint} (valid: {', '.join(valid)})")
 
 
-def check_hyperparams(raw: Any, algo: str, where: _Where, prefix: str = "") -> dict[str, Any]:
+def check_hyperparams(raw: Any, algo: str, where: ConfigLocation, prefix: str = "") -> dict[str, Any]:
     """Keys checked against ``QIPO.__init__`` and values against their type hints."""
     if not isinstance(raw, Mapping):
         raise where.error(
@@ -367,21 +366,24 @@ def check_hyperparams(raw: Any, algo: str, where: _Where, prefix: str = "") -> d
             raise _unknown_key(key, list(types_), where, "QIPO hyperparameter")
         value = check_value(value, types_[key], where, f"{prefix}{key}")
         if key in nested and value is not None:
-            value = {
-                k: check_value(v, nested[key][k], where, f"{prefix}{key}.{k}")
-                if k in nested[key]
-                else _raise(_unknown_key(f"{key}.{k}", [f"{key}.{n}" for n in nested[key]], where, f"{key} entry"))
-                for k, v in value.items()
-            }
+            value = _check_nested(value, nested[key], where, f"{prefix}{key}")
         checked[key] = value
     return checked
 
 
-def _raise(error: Exception):
-    raise error
+def _check_nested(
+    value: Mapping[str, Any], accepted: dict[str, Any], where: ConfigLocation, name: str
+) -> dict[str, Any]:
+    """Entries of ``policy_kwargs`` / ``path_kwargs`` checked against the constructor they are passed to."""
+    checked = {}
+    for key, item in value.items():
+        if key not in accepted:
+            raise _unknown_key(f"{name}.{key}", [f"{name}.{n}" for n in accepted], where, f"{name} entry")
+        checked[key] = check_value(item, accepted[key], where, f"{name}.{key}")
+    return checked
 
 
-def _check_block(raw: Any, algo: str, where: _Where, allowed: Sequence[str]) -> dict[str, Any]:
+def _check_block(raw: Any, algo: str, where: ConfigLocation, allowed: Sequence[str]) -> dict[str, Any]:
     """One task / default / profile block: known keys, typed values (profile blocks left as they are)."""
     if raw is None:
         return {}
@@ -425,7 +427,7 @@ def _merge(layers: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return merged
 
 
-def _check_semantics(config: TaskConfig, where: _Where) -> None:
+def _check_semantics(config: TaskConfig, where: ConfigLocation) -> None:
     """Run QIPO's own argument checks (critic type, solver, reward scaling...) without data or networks."""
     try:
         config.agent_class("MlpPolicy", None, seed=0, device="cpu", _init_setup_model=False, **config.hyperparams)
@@ -492,19 +494,23 @@ class ZooFile:
                 f"unknown task {task!r} in {self.source}.{hint} `qipo-zoo list` shows the {len(self.tasks)} tasks."
             )
         base_keys = (*_TASK_KEYS, *PROFILES)
-        default = _check_block(self.raw.get(DEFAULT_BLOCK), self.algo, _Where(self.source, DEFAULT_BLOCK), base_keys)
-        entry = _check_block(self.raw[task], self.algo, _Where(self.source, task), base_keys)
-        default_profile = _check_block(
-            default.get(profile), self.algo, _Where(self.source, DEFAULT_BLOCK, profile), _PROFILE_KEYS
+        default = _check_block(
+            self.raw.get(DEFAULT_BLOCK), self.algo, ConfigLocation(self.source, DEFAULT_BLOCK), base_keys
         )
-        task_profile = _check_block(entry.get(profile), self.algo, _Where(self.source, task, profile), _PROFILE_KEYS)
+        entry = _check_block(self.raw[task], self.algo, ConfigLocation(self.source, task), base_keys)
+        default_profile = _check_block(
+            default.get(profile), self.algo, ConfigLocation(self.source, DEFAULT_BLOCK, profile), _PROFILE_KEYS
+        )
+        task_profile = _check_block(
+            entry.get(profile), self.algo, ConfigLocation(self.source, task, profile), _PROFILE_KEYS
+        )
         layers = [default, entry, default_profile, task_profile]
         if overrides:
             layers.append(check_overrides(overrides, self.algo))
         merged = _merge(layers)
         if datasets is not None:
-            merged["datasets"] = check_value(list(datasets), list[str], _Where("--dataset"), "datasets")
-        where = _Where(self.source, task)
+            merged["datasets"] = check_value(list(datasets), list[str], ConfigLocation("--dataset"), "datasets")
+        where = ConfigLocation(self.source, task)
         for key in _REQUIRED_KEYS:
             if key not in merged:
                 raise where.error(key, "is required (set it in the task's block)")
@@ -526,7 +532,7 @@ def _build(values: Mapping[str, Any], **implicit: str) -> TaskConfig:
 
 def check_overrides(overrides: Mapping[str, Any], algo: str) -> dict[str, Any]:
     """Command-line settings split into run fields and hyperparameters, validated like the YAML."""
-    where = _Where("--hyperparams")
+    where = ConfigLocation("--hyperparams")
     run_fields: dict[str, Any] = {}
     hyperparams: dict[str, Any] = {}
     for key, value in overrides.items():
@@ -566,7 +572,7 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
 
 def task_from_dict(data: Mapping[str, Any], source: str) -> TaskConfig:
     """Rebuild a resolved :class:`TaskConfig` (e.g. a run's ``config.yml``), validating it again."""
-    where = _Where(source)
+    where = ConfigLocation(source)
     missing = [k for k in (*_IMPLICIT_FIELDS, *_REQUIRED_KEYS, "hyperparams") if k not in data]
     if missing:
         raise where.error(None, f"is not a resolved zoo config: missing {', '.join(missing)}")
@@ -574,7 +580,7 @@ def task_from_dict(data: Mapping[str, Any], source: str) -> TaskConfig:
     if algo not in ALGOS or profile not in PROFILES:
         raise where.error(None, f"unknown algo {algo!r} or profile {profile!r}")
     fields_ = {k: v for k, v in data.items() if k in _TASK_KEYS}
-    checked = _check_block(fields_, algo, _Where(source, str(data["name"])), _TASK_KEYS)
+    checked = _check_block(fields_, algo, ConfigLocation(source, str(data["name"])), _TASK_KEYS)
     config = _build(checked, name=str(data["name"]), algo=algo, profile=profile)
     _check_semantics(config, where)
     return config
@@ -592,21 +598,20 @@ def _plain(value: Any) -> Any:
 def hyperparams_dir() -> Path:
     """Folder of the packaged ``<algo>.yml`` files.
 
-    Installed (wheel or ``pip install -e .``), the top-level ``zoo/`` folder is the package
-    ``qipo_agents.zoo.hyperparams`` (``package-dir`` mapping in ``pyproject.toml``); in a source
-    checkout that was never installed, or installed before the mapping existed, it is read
-    from the repository directly.
+    The top-level ``zoo/`` folder ships as the package ``qipo_agents.zoo.hyperparams``
+    (``package-dir`` in ``pyproject.toml``): a wheel installs it next to this module; an editable
+    install maps it to the repository's ``zoo/``; a source checkout used without installing (or
+    installed before the mapping existed) reads the repository's ``zoo/`` directly.
     """
+    candidates = [Path(__file__).resolve().parent / "hyperparams"]
     try:
-        location = importlib.resources.files("qipo_agents.zoo.hyperparams")
-        path = Path(str(location))
-        if (path / "flow.yml").is_file():
-            return path
-    except ModuleNotFoundError:
+        candidates.append(Path(str(importlib.resources.files("qipo_agents.zoo.hyperparams"))))
+    except Exception:  # noqa: BLE001 - not importable here (source checkout): use the fallback below
         pass
-    checkout = Path(__file__).resolve().parents[2] / "zoo"
-    if (checkout / "flow.yml").is_file():
-        return checkout
+    candidates.append(Path(__file__).resolve().parents[2] / "zoo")
+    for candidate in candidates:
+        if (candidate / "flow.yml").is_file():
+            return candidate
     raise ConfigError(
         "the zoo hyperparameter files are missing from this installation (expected the package "
         "qipo_agents.zoo.hyperparams or a zoo/ folder next to qipo_agents/); reinstall qipo_agents"

@@ -97,14 +97,20 @@ def _env_from_dataset(source: str, kwargs: dict[str, Any]) -> gym.Env:
     return gym.make(env_spec, **kwargs)
 
 
+def check_video_path(path: str | os.PathLike) -> Path:
+    """``path`` if it names a .gif or .mp4 file (checked before any episode is run)."""
+    path = Path(path)
+    if path.suffix.lower() not in (".gif", ".mp4"):
+        raise ConfigError(f"--video {path}: write a .gif or an .mp4 file")
+    return path
+
+
 def write_video(frames: list[np.ndarray], path: str | os.PathLike, env_fps: float | None, max_fps: int = 30) -> Path:
     """Write ``frames`` (H, W, 3 uint8) as a GIF or MP4 (by ``path``'s suffix), keeping at most ``max_fps``."""
     import imageio.v3 as iio
 
-    path = Path(path)
+    path = check_video_path(path)
     suffix = path.suffix.lower()
-    if suffix not in (".gif", ".mp4"):
-        raise ConfigError(f"--video {path}: write a .gif or an .mp4 file")
     if not frames:
         raise ConfigError("the episode produced no frames to write")
     env_fps = float(env_fps or max_fps)

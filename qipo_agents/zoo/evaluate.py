@@ -9,7 +9,7 @@ from typing import Any
 from qipo_agents.common.callbacks import CheckpointCallback
 from qipo_agents.common.evaluation import EvaluationResult, evaluate, reference_scores
 from qipo_agents.errors import ConfigError
-from qipo_agents.zoo.envs import make_env, use_offscreen_rendering, write_video
+from qipo_agents.zoo.envs import check_video_path, make_env, use_offscreen_rendering, write_video
 from qipo_agents.zoo.train import (
     CHECKPOINT_DIR,
     CHECKPOINT_PREFIX,
@@ -65,6 +65,7 @@ def evaluate_target(
     from qipo_agents.qipo.algorithm import QIPO
 
     if video is not None:
+        check_video_path(video)
         use_offscreen_rendering()
     path, run = locate_model(target)
     agent = QIPO.load(path, device=device)

@@ -42,14 +42,18 @@ def _from_progress(run_dir: Path) -> tuple[list[int], list[float | None], list[f
         run_dir.glob("progress.*.csv"), key=lambda p: int(p.suffixes[0][1:]) if p.suffixes[0][1:].isdigit() else 0
     )
     steps, normalized, returns = [], [], []
+    last_step = 0
     for path in [*parts, run_dir / "progress.csv"]:
         if not path.exists():
             continue
         with open(path, newline="") as file:
             for row in csv.DictReader(file):
+                if row.get("time/total_timesteps"):
+                    last_step = int(float(row["time/total_timesteps"]))
                 if not row.get("eval/mean_reward"):
                     continue
-                steps.append(int(float(row.get("time/total_timesteps") or 0)))
+                # an evaluation row carries no step count: it belongs to the last dump's step
+                steps.append(last_step)
                 returns.append(float(row["eval/mean_reward"]))
                 score = row.get("eval/normalized_score")
                 normalized.append(float(score) if score else None)
@@ -100,6 +104,7 @@ def plot_runs(run_dirs: list[str | Path], out: str | Path) -> Path:
     for curve in curves:
         if curve.steps:
             ax_curve.plot(curve.steps, curve.values, marker="o", markersize=3, label=curve.label)
+    ax_curve.ticklabel_format(axis="y", useOffset=False)
     ax_curve.set_xlabel("gradient steps")
     ax_curve.set_ylabel(unit)
     ax_curve.set_title("evaluations during training")

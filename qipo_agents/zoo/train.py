@@ -36,10 +36,10 @@ from qipo_agents.common.callbacks import CheckpointCallback, EvalCallback
 from qipo_agents.common.evaluation import EvaluationResult, check_env_spaces, evaluate, reference_scores
 from qipo_agents.data.buffer import OfflineBuffer
 from qipo_agents.data.sources import make_buffer
-from qipo_agents.errors import ConfigError, QIPOError
+from qipo_agents.errors import ConfigError, DatasetNotFoundError, QIPOError
 from qipo_agents.zoo.config import TaskConfig, task_from_dict
-from qipo_agents.zoo.datasets import DatasetSpec, dataset_sources
 from qipo_agents.zoo.envs import make_env
+from qipo_agents.zoo.sources import DatasetSpec, dataset_sources
 
 CONFIG_FILE = "config.yml"
 COMMAND_FILE = "command.txt"
@@ -78,6 +78,7 @@ class ProgressBar(BaseCallback):
         super().__init__()
         self.total, self.initial = total, initial
         self.bar = None
+        self.phase: str | None = None
 
     def _on_training_start(self) -> None:
         from tqdm.auto import tqdm
@@ -90,7 +91,8 @@ class ProgressBar(BaseCallback):
     def _on_step(self) -> bool:
         self.bar.update(1)
         phase = getattr(self.model, "current_phase", None)
-        if phase and self.bar.desc != phase:
+        if phase and phase != self.phase:
+            self.phase = phase
             self.bar.set_description(phase)
         return True
 
@@ -108,10 +110,18 @@ def run_dirs(log_folder: str | Path, algo: str, task: str) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
-def next_run_dir(log_folder: str | Path, algo: str, task: str) -> Path:
+def create_run_dir(log_folder: str | Path, algo: str, task: str) -> Path:
+    """Make ``<log_folder>/<algo>/<task>_<n>`` with the next free ``n`` (safe against a concurrent run)."""
     existing = run_dirs(log_folder, algo, task)
     n = int(existing[-1].name.rsplit("_", 1)[1]) + 1 if existing else 1
-    return Path(log_folder) / algo / f"{task}_{n}"
+    (Path(log_folder) / algo).mkdir(parents=True, exist_ok=True)
+    while True:
+        run_dir = Path(log_folder) / algo / f"{task}_{n}"
+        try:
+            run_dir.mkdir()
+            return run_dir
+        except FileExistsError:
+            n += 1
 
 
 def read_run_config(run_dir: str | Path) -> tuple[TaskConfig, dict[str, Any]]:
@@ -154,7 +164,13 @@ def model_path(run_dir: Path, task: str) -> Path:
 # ---------------------------------------------------------------------------------------------- pieces
 def load_task_data(config: TaskConfig) -> OfflineBuffer:
     """The task's datasets, concatenated; fails within seconds (DatasetNotFoundError) when one is missing."""
-    return make_buffer(dataset_sources(config.datasets))
+    try:
+        sources = dataset_sources(config.datasets)
+    except DatasetNotFoundError as error:
+        raise DatasetNotFoundError(
+            f"{error} With qipo-zoo, `--dataset SOURCE` trains task {config.name} on data given by id or path."
+        ) from error
+    return make_buffer(sources)
 
 
 def make_task_env(config: TaskConfig, render: bool = False) -> gym.Env:
@@ -309,8 +325,7 @@ def train_task(
         raise ConfigError(f"task {config.name}: cannot build the agent: {error}") from error
     check_env_spaces(env, agent.observation_space, agent.action_space)
 
-    run_dir = next_run_dir(log_folder, config.algo, config.name)
-    run_dir.mkdir(parents=True)
+    run_dir = create_run_dir(log_folder, config.algo, config.name)
     write_run_config(run_dir, config, seed, device)
     (run_dir / COMMAND_FILE).write_text(command + "\n")
     planned = config.planned_timesteps
@@ -336,12 +351,14 @@ def resume_run(
     config, info = read_run_config(run_dir)
     seed = int(info["seed"]) if info.get("seed") is not None else 0
     device = device or info.get("device") or "auto"
-    checkpoint = CheckpointCallback.latest(run_dir / CHECKPOINT_DIR, CHECKPOINT_PREFIX)
+    final_model = model_path(run_dir, config.name)
+    if final_model.exists() and (run_dir / FINAL_EVAL_FILE).exists():
+        raise ConfigError(f"{run_dir} has finished training and its final evaluation; nothing to resume")
+    # the trained agent is saved only once learning is complete: then only the final evaluation is left
+    checkpoint = (
+        final_model if final_model.exists() else CheckpointCallback.latest(run_dir / CHECKPOINT_DIR, CHECKPOINT_PREFIX)
+    )
     if checkpoint is None:
-        if model_path(run_dir, config.name).exists():
-            raise ConfigError(
-                f"{run_dir} has finished training ({model_path(run_dir, config.name).name}); nothing to resume"
-            )
         raise ConfigError(f"{run_dir} has no checkpoint to resume from (in {run_dir / CHECKPOINT_DIR})")
     echo(f"loading datasets: {', '.join(config.datasets)}")
     buffer = load_task_data(config)
@@ -349,7 +366,7 @@ def resume_run(
     agent = config.agent_class.load(checkpoint, device=device, dataset=buffer, verbose=verbose)
     check_env_spaces(env, agent.observation_space, agent.action_space)
     planned = agent.schedule.total if agent.schedule is not None else config.planned_timesteps
-    remaining = max(planned - agent.num_timesteps, 0)
+    remaining = 0 if checkpoint == final_model else max(planned - agent.num_timesteps, 0)
     with open(run_dir / COMMAND_FILE, "a") as file:
         file.write(command + "\n")
     echo(f"resuming {run_dir} from {checkpoint.name}: step {agent.num_timesteps} of {planned}, {remaining} to go")

@@ -61,28 +61,30 @@ def test_foreign_zip_is_a_clear_error(tmp_path):
         QIPOFlow.load(path)
 
 
+def rewrite_member(path, name, edit):
+    """Replace member ``name`` of the zip at ``path`` by ``edit(old_bytes)``."""
+    with zipfile.ZipFile(path) as archive:
+        members = {member: archive.read(member) for member in archive.namelist()}
+    members[name] = edit(members[name])
+    with zipfile.ZipFile(path, "w") as archive:
+        for member, content in members.items():
+            archive.writestr(member, content)
+
+
 def test_newer_format_is_a_clear_error(tiny_agent, tmp_path):
     path = tiny_agent.save(tmp_path / "agent")
-    with zipfile.ZipFile(path) as archive:
-        members = {name: archive.read(name) for name in archive.namelist()}
-    data = json.loads(members["data.json"])
-    data["format_version"] = save_format.FORMAT_VERSION + 1
-    members["data.json"] = json.dumps(data)
-    with zipfile.ZipFile(path, "w") as archive:
-        for name, content in members.items():
-            archive.writestr(name, content)
+
+    def newer(raw):
+        return json.dumps({**json.loads(raw), "format_version": save_format.FORMAT_VERSION + 1})
+
+    rewrite_member(path, "data.json", newer)
     with pytest.raises(SaveFileError, match="upgrade qipo_agents"):
         QIPOFlow.load(path)
 
 
 def test_damaged_member_is_a_clear_error(tiny_agent, tmp_path):
     path = tiny_agent.save(tmp_path / "agent")
-    with zipfile.ZipFile(path) as archive:
-        members = {name: archive.read(name) for name in archive.namelist()}
-    members["policy.pth"] = members["policy.pth"][:100]
-    with zipfile.ZipFile(path, "w") as archive:
-        for name, content in members.items():
-            archive.writestr(name, content)
+    rewrite_member(path, "policy.pth", lambda raw: raw[:100])
     with pytest.raises(SaveFileError, match="policy.pth"):
         type(tiny_agent).load(path)
 

@@ -87,3 +87,16 @@ def test_unknown_policy_and_bad_hyperparameters(agent_class, bandit_data):
         agent_class("MlpPolicy", bandit_data, critic_type="cql")
     with pytest.raises(ValueError, match="unknown solver"):
         agent_class("MlpPolicy", bandit_data, solver="heun")
+
+
+def test_progress_bar_counts_gradient_steps(agent_class, bandit_data, capsys):
+    agent = agent_class("MlpPolicy", bandit_data, reward_scaling="none", **TINY)
+    agent.learn(total_timesteps=30, progress_bar=True)
+    assert "30/30" in capsys.readouterr().err
+
+
+def test_renew_interval_scales_with_the_refinement_phase(agent_class, bandit_data):
+    agent = agent_class("MlpPolicy", bandit_data, reward_scaling="none", **TINY)  # renews every 20 of 40 policy steps
+    agent.learn(total_timesteps=70)  # 20 refinement steps
+    assert agent.scheduled_renew_interval == 10
+    assert agent._phase.n_renewals == 2  # as many renewals as the configured schedule has

@@ -11,8 +11,15 @@ from qipo_agents import QIPO
 from qipo_agents.errors import ConfigError
 from qipo_agents.zoo.config import ALGOS, PROFILES, ZooFile, load_task, parse_overrides
 
-LOCOMOTION = [f"{env}-{kind}" for env in ("hopper", "halfcheetah", "walker2d") for kind in ("medium", "medium-replay", "medium-expert")]
-ANTMAZE = [f"antmaze-{maze}" for maze in ("umaze", "umaze-diverse", "medium-play", "medium-diverse", "large-play", "large-diverse")]
+LOCOMOTION = [
+    f"{env}-{kind}"
+    for env in ("hopper", "halfcheetah", "walker2d")
+    for kind in ("medium", "medium-replay", "medium-expert")
+]
+ANTMAZE = [
+    f"antmaze-{maze}"
+    for maze in ("umaze", "umaze-diverse", "medium-play", "medium-diverse", "large-play", "large-diverse")
+]
 LOCAL = ["local-hopper-medium", "local-hopper-expert", "local-hopper-medium-expert", "hopper-medium-mini"]
 
 
@@ -74,20 +81,35 @@ TASK = "hopper-medium:\n  datasets: [mujoco/hopper/medium-v0]\n  env: Hopper-v5\
             "  hyperparams: {policy_learning_rate: 3e-4}\n",
             "zoo/flow.yml, task hopper-medium, key policy_learning_rate: '3e-4' was read by YAML as a string; write 3.0e-4",
         ),
-        ("  hyperparams: {behavior_steps: 1e5}\n", "key behavior_steps: '1e5' was read by YAML as a string; write 100000"),
-        ("  hyperparams: {betta: 3.0}\n", "task hopper-medium, key betta: unknown QIPO hyperparameter; did you mean beta?"),
+        (
+            "  hyperparams: {behavior_steps: 1e5}\n",
+            "key behavior_steps: '1e5' was read by YAML as a string; write 100000",
+        ),
+        (
+            "  hyperparams: {betta: 3.0}\n",
+            "task hopper-medium, key betta: unknown QIPO hyperparameter; did you mean beta?",
+        ),
         ("  evalfreq: 10\n", "task hopper-medium, key evalfreq: unknown key; did you mean eval_freq?"),
         ("  hyperparams: {beta: [3]}\n", "key beta: expected a number, got a list [3]"),
         ("  eval_freq: yes\n", "key eval_freq: expected an integer, got a boolean True"),
         ("  hyperparams: {n_support_actions: 2.5}\n", "key n_support_actions: expected an integer, got 2.5"),
-        ("  hyperparams: {policy_kwargs: {hiden_dims: [8]}}\n", "key policy_kwargs.hiden_dims: unknown policy_kwargs entry"),
-        ("  hyperparams: {policy_kwargs: {hidden_dims: [8, x]}}\n", "key policy_kwargs.hidden_dims[1]: expected an integer"),
+        (
+            "  hyperparams: {policy_kwargs: {hiden_dims: [8]}}\n",
+            "key policy_kwargs.hiden_dims: unknown policy_kwargs entry",
+        ),
+        (
+            "  hyperparams: {policy_kwargs: {hidden_dims: [8, x]}}\n",
+            "key policy_kwargs.hidden_dims[1]: expected an integer",
+        ),
         ("  hyperparams: {seed: 1}\n", "key seed: is not set in a zoo config: pass --seed"),
-        ("  hyperparams: {critic_type: sarsa}\n", "task hopper-medium: invalid hyperparameters: unknown critic_type 'sarsa'"),
+        (
+            "  hyperparams: {critic_type: sarsa}\n",
+            "task hopper-medium: invalid hyperparameters: unknown critic_type 'sarsa'",
+        ),
         ("  hyperparams: {solver: dpm_solver_2}\n", "unknown solver 'dpm_solver_2' for the ot path"),
         ("  cpu: {env: Walker2d-v5}\n", "task hopper-medium (cpu profile), key env: cannot be set in a profile block"),
         ("  cpu: {n_eval_episodes: 0}\n", "(cpu profile), key n_eval_episodes: must be >= 1, got 0"),
-        ("  reference_scores: [1.0]\n", "key reference_scores: expected a list of 2 numbers, got 1 values"),
+        ("  reference_scores: [1.0]\n", "key reference_scores: expected a list of 2 numbers, got [1.0]"),
     ],
 )
 def test_invalid_configs_name_file_task_and_key(extra, expected):
@@ -150,7 +172,9 @@ hopper-medium:
 
 
 def test_command_line_overrides_are_read_as_yaml_and_validated():
-    parsed = parse_overrides(["beta=5 gamma=0.9", "policy_kwargs={hidden_dims: [64, 64], architecture: mlp}", "alpha_q=null"])
+    parsed = parse_overrides(
+        ["beta=5 gamma=0.9", "policy_kwargs={hidden_dims: [64, 64], architecture: mlp}", "alpha_q=null"]
+    )
     assert parsed == {
         "beta": 5,
         "gamma": 0.9,
@@ -159,7 +183,9 @@ def test_command_line_overrides_are_read_as_yaml_and_validated():
     }
     config = load_task("hopper-medium", profile="cpu", overrides=parsed)
     assert config.hyperparams["beta"] == 5.0 and isinstance(config.hyperparams["beta"], float)
-    with pytest.raises(ConfigError, match="--hyperparams, key policy_learning_rate: '3e-4' was read by YAML as a string"):
+    with pytest.raises(
+        ConfigError, match="--hyperparams, key policy_learning_rate: '3e-4' was read by YAML as a string"
+    ):
         load_task("hopper-medium", overrides=parse_overrides(["policy_learning_rate=3e-4"]))
     with pytest.raises(ConfigError, match="key env: is part of the task"):
         load_task("hopper-medium", overrides=parse_overrides(["env=Walker2d-v5"]))

@@ -1,0 +1,472 @@
+"""Policy quality: QIPOFlow and QIPODiffusion against d3rlpy's IQL, TD3+BC and BC, one run, same data.
+
+Every method trains on the same aligned :class:`~qipo_agents.data.OfflineBuffer` for the same number
+of gradient steps (``--steps``) and seeds (``--seeds``), then is evaluated with the package's own
+``evaluate()`` (final evaluation, ``--episodes`` episodes, deterministic actions) in the dataset's
+environment. The table reports the D4RL-normalised score (mean ± std over seeds of each seed's
+mean), the training wall-clock and gradient steps per second (medians over seeds).
+
+Runs are interleaved: the outer loop is the seed, the inner loop the methods, rotated by one per
+seed, so a change of machine load is shared out between methods instead of hitting one.
+
+QIPO uses the hyperparameters of ``--qipo-config`` (``flow:`` / ``diffusion:`` constructor kwargs;
+default: the zoo's CPU profile in ``benchmarks/qipo_cpu.yml``); ``learn(total_timesteps=steps)``
+splits the budget across the three phases in the profile's proportions, and ``renew_interval``
+is scaled by the same factor (``--no-scale-renewals`` keeps it). The d3rlpy baselines (install
+them with ``benchmarks/setup.sh``) use d3rlpy's defaults and the settings of its D4RL reproduction
+scripts (see the notes printed under the table).
+
+Example::
+
+    MINARI_DATASETS_PATH=/work/shared/datasets python benchmarks/quality.py --steps 60000 --seeds 0 1 2 \\
+        --out results/quality_medium.json --plot results/quality_medium.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+import bench_utils as bu
+import numpy as np
+
+from qipo_agents.common.evaluation import evaluate, reference_scores
+from qipo_agents.data import OfflineBuffer
+
+METHODS = ("qipo_flow", "qipo_diffusion", "iql", "td3bc", "bc")
+LABELS = {
+    "qipo_flow": "QIPOFlow (QIPO-OT)",
+    "qipo_diffusion": "QIPODiffusion (QIPO-Diff)",
+    "iql": "IQL (d3rlpy)",
+    "td3bc": "TD3+BC (d3rlpy)",
+    "bc": "BC (d3rlpy)",
+}
+BASELINE_NOTES = {
+    "iql": "d3rlpy IQLConfig defaults (actor/critic lr 3e-4, batch 256, expectile 0.7, weight_temp 3.0, "
+    "max_weight 100, gamma 0.99, tau 0.005, 2 critics) plus its D4RL reproduction script: "
+    "ReturnBasedRewardScaler(multiplier=1000) and a cosine actor learning-rate schedule over the budget (T_max = --steps)",
+    "td3bc": "d3rlpy TD3PlusBCConfig defaults (alpha 2.5, actor/critic lr 3e-4, batch 256, target smoothing "
+    "sigma 0.2 / clip 0.5, actor update every 2 steps) with StandardObservationScaler as in its reproduction script "
+    "(mean/std of the dataset's observations)",
+    "bc": "d3rlpy BCConfig defaults (deterministic policy, lr 1e-3, batch 100)",
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=bu.HelpFormatter,
+        epilog="Set MINARI_DATASETS_PATH=/work/shared/datasets for the local Hopper datasets.",
+    )
+    parser.add_argument(
+        "--dataset",
+        nargs="+",
+        default=[bu.DEFAULT_DATASET],
+        help="Minari dataset id(s) or path(s); several are concatenated (medium + expert = medium-expert)",
+    )
+    parser.add_argument("--env", default=None, help="evaluation env id (default: the dataset's, e.g. Hopper-v5)")
+    parser.add_argument(
+        "--methods", nargs="+", default=None, choices=METHODS, help="methods to compare (default: all five)"
+    )
+    parser.add_argument(
+        "--steps", type=int, default=None, help="gradient steps per method and seed (default: 60000, the CPU profile)"
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="training seeds (default: 0 1 2)")
+    parser.add_argument(
+        "--episodes", type=int, default=None, help="final evaluation episodes per seed (default: 10, as D4RL)"
+    )
+    parser.add_argument(
+        "--qipo-config",
+        default=bu.DEFAULT_QIPO_CONFIG,
+        help="YAML/JSON with `flow:` and `diffusion:` QIPO kwargs, or zoo:TASK[:PROFILE]",
+    )
+    parser.add_argument(
+        "--no-scale-renewals",
+        action="store_true",
+        help="keep the profile's renew_interval instead of scaling it with the budget",
+    )
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: OMP_NUM_THREADS / torch's)")
+    parser.add_argument(
+        "--max-transitions", type=int, default=None, help="train on the first whole episodes only (smoke runs)"
+    )
+    parser.add_argument("--save-dir", default=None, help="save every trained agent here (QIPO .zip, d3rlpy .d3)")
+    parser.add_argument("--out", default=None, help="write all results as JSON here")
+    parser.add_argument("--plot", default=None, help="write a PNG bar chart here")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: 300 steps, seed 0, 1 episode, 5000 transitions, QIPO flow + IQL unless --methods is given",
+    )
+    args = parser.parse_args(argv)
+    # --quick only changes what was not given explicitly
+    quick = {"steps": 300, "seeds": [0], "episodes": 1, "methods": ["qipo_flow", "iql"], "max_transitions": 5_000}
+    full = {"steps": 60_000, "seeds": [0, 1, 2], "episodes": 10, "methods": list(METHODS), "max_transitions": None}
+    for name, value in (quick if args.quick else full).items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    return args
+
+
+# ---------------------------------------------------------------------------------------------- d3rlpy
+def import_d3rlpy():
+    try:
+        import d3rlpy
+    except ImportError as error:
+        raise SystemExit(
+            f"d3rlpy is not installed ({error}); run `bash benchmarks/setup.sh` in the activated venv, "
+            "or leave the d3rlpy methods out with --methods qipo_flow qipo_diffusion"
+        ) from error
+    import logging
+
+    import structlog
+
+    # d3rlpy logs every fit at INFO through structlog; keep the benchmark's output to the tables
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    return d3rlpy
+
+
+def to_mdp_dataset(buffer: OfflineBuffer):
+    """d3rlpy ``MDPDataset`` holding exactly the buffer's transitions.
+
+    d3rlpy splits the rows into episodes at every ``terminals`` or ``timeouts`` flag and stores an
+    episode of ``T`` rows as ``T`` observations: the next observation of row ``t`` is row ``t + 1``.
+    A terminated episode keeps all ``T`` transitions (the last one's next observation is zeros and
+    is never bootstrapped from); a timed-out one keeps only ``T - 1``, since its last next
+    observation is unknown. Our buffer knows that observation (``next_observations``), so after each
+    episode that did not terminate one extra row is appended: the final next observation, with a
+    zero action and zero reward, flagged as the timeout. d3rlpy then sees ``len(buffer)``
+    transitions whose ``(s, a, r, s', terminal)`` are the buffer's (the padded row only ever appears
+    as a next observation). Episode ends are read from ``episode_ids``, so every episode ends in a
+    flag even when the source set none; ``terminals`` wins when a row is both terminated and truncated.
+    """
+    d3rlpy = import_d3rlpy()
+
+    ids = buffer.episode_ids
+    ends = np.flatnonzero(np.append(ids[1:] != ids[:-1], True))
+    terminated_end = buffer.terminations[ends]
+    pad_after = ends[~terminated_end]  # rows after which one observation is inserted
+    insert_at = pad_after + 1
+    observations = np.insert(buffer.observations, insert_at, buffer.next_observations[pad_after], axis=0)
+    actions = np.insert(buffer.actions, insert_at, 0.0, axis=0)
+    rewards = np.insert(buffer.rewards, insert_at, 0.0)
+    terminals = np.zeros(len(observations), dtype=np.float32)
+    timeouts = np.zeros(len(observations), dtype=np.float32)
+    # a row i of the buffer moves down by the number of rows inserted before it
+    term_rows = ends[terminated_end]
+    terminals[term_rows + np.searchsorted(pad_after, term_rows, side="left")] = 1.0
+    timeouts[insert_at + np.arange(len(insert_at))] = 1.0
+    dataset = d3rlpy.dataset.MDPDataset(
+        observations=observations.astype(np.float32),
+        actions=actions.astype(np.float32),
+        rewards=rewards.astype(np.float32),
+        terminals=terminals,
+        timeouts=timeouts,
+        action_space=d3rlpy.constants.ActionSpace.CONTINUOUS,
+        action_size=buffer.action_dim,
+    )
+    check_mdp_dataset(dataset, buffer, d3rlpy)
+    return dataset
+
+
+def check_mdp_dataset(dataset, buffer: OfflineBuffer, d3rlpy, n_checks: int = 200) -> None:
+    """Fail unless d3rlpy's transitions are the buffer's: same count, and spot checks of (s, a, r, s')."""
+    if dataset.transition_count != len(buffer):
+        raise RuntimeError(f"d3rlpy sees {dataset.transition_count} transitions, the buffer has {len(buffer)}")
+    picker = d3rlpy.dataset.BasicTransitionPicker()
+    offsets = np.cumsum([0] + [e.transition_count for e in dataset.episodes])
+    rng = np.random.default_rng(0)
+    rows = np.unique(np.concatenate([rng.integers(0, len(buffer), n_checks), offsets[1:] - 1]))
+    for row in rows:
+        episode = int(np.searchsorted(offsets, row, side="right") - 1)
+        t = picker(dataset.episodes[episode], int(row - offsets[episode]))
+        same = (
+            np.allclose(t.observation, buffer.observations[row])
+            and np.allclose(t.action, buffer.actions[row])
+            and np.isclose(float(np.asarray(t.reward).reshape(-1)[0]), buffer.rewards[row])
+            and bool(t.terminal) == bool(buffer.terminations[row])
+            and (bool(t.terminal) or np.allclose(t.next_observation, buffer.next_observations[row]))
+        )
+        if not same:
+            raise RuntimeError(f"d3rlpy transition {row} differs from the buffer's (episode {episode})")
+
+
+class D3rlpyPolicy:
+    """A trained d3rlpy algorithm behind SB3's ``predict`` (what ``evaluate()`` calls).
+
+    d3rlpy's ``algo.predict`` takes a batch ``(n, obs_dim)`` and returns its greedy actions
+    ``(n, action_dim)`` (the deterministic actor, the Gaussian mean for IQL); they are clipped to the
+    action space as QIPO's ``predict`` clips its own.
+    """
+
+    def __init__(self, algo, observation_space, action_space):
+        self.algo, self.observation_space, self.action_space = algo, observation_space, action_space
+
+    def predict(self, observation, state=None, episode_start=None, deterministic: bool = True):
+        obs = np.asarray(observation, dtype=np.float32)
+        actions = self.algo.predict(obs.reshape(-1, self.observation_space.shape[0]))
+        actions = np.clip(actions, self.action_space.low, self.action_space.high).astype(self.action_space.dtype)
+        return (actions[0] if obs.ndim == 1 else actions), None
+
+
+def make_d3rlpy_algo(method: str, buffer: OfflineBuffer, steps: int):
+    d3rlpy = import_d3rlpy()
+    if method == "iql":
+        config = d3rlpy.algos.IQLConfig(
+            actor_learning_rate=3e-4,
+            critic_learning_rate=3e-4,
+            actor_optim_factory=d3rlpy.optimizers.AdamFactory(
+                lr_scheduler_factory=d3rlpy.optimizers.CosineAnnealingLRFactory(T_max=max(1, steps))
+            ),
+            batch_size=256,
+            weight_temp=3.0,
+            max_weight=100.0,
+            expectile=0.7,
+            reward_scaler=d3rlpy.preprocessing.ReturnBasedRewardScaler(multiplier=1000.0),
+        )
+    elif method == "td3bc":
+        observations = buffer.observations.astype(np.float64)
+        # the same statistics d3rlpy's own fit computes, without its per-transition Python loop
+        scaler = d3rlpy.preprocessing.StandardObservationScaler(mean=observations.mean(0), std=observations.std(0))
+        config = d3rlpy.algos.TD3PlusBCConfig(
+            actor_learning_rate=3e-4,
+            critic_learning_rate=3e-4,
+            batch_size=256,
+            target_smoothing_sigma=0.2,
+            target_smoothing_clip=0.5,
+            alpha=2.5,
+            update_actor_interval=2,
+            observation_scaler=scaler,
+        )
+    elif method == "bc":
+        config = d3rlpy.algos.BCConfig()
+    else:
+        raise ValueError(method)
+    return config.create(device="cpu:0")
+
+
+# ---------------------------------------------------------------------------------------------- training
+def train_qipo(method: str, buffer: OfflineBuffer, kwargs: dict[str, Any], steps: int, seed: int):
+    agent_class = bu.agent_classes()[method.removeprefix("qipo_")]
+    agent = agent_class("MlpPolicy", buffer, seed=seed, device="cpu", **kwargs)
+    start = time.perf_counter()
+    agent.learn(total_timesteps=steps, log_interval=0)
+    return agent, agent, time.perf_counter() - start
+
+
+def train_d3rlpy(method: str, buffer: OfflineBuffer, mdp_dataset, steps: int, seed: int):
+    d3rlpy = import_d3rlpy()
+    d3rlpy.seed(seed)
+    algo = make_d3rlpy_algo(method, buffer, steps)
+    start = time.perf_counter()
+    algo.fit(
+        mdp_dataset,
+        n_steps=steps,
+        n_steps_per_epoch=steps,  # one epoch: d3rlpy runs n_steps // n_steps_per_epoch epochs
+        logger_adapter=d3rlpy.logging.NoopAdapterFactory(),
+        show_progress=False,
+        save_interval=10**9,
+    )
+    train_s = time.perf_counter() - start
+    return algo, D3rlpyPolicy(algo, buffer.observation_space, buffer.action_space), train_s
+
+
+def save_model(save_dir: str, method: str, seed: int, model) -> str:
+    path = Path(save_dir) / f"{method}_seed{seed}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if method.startswith("qipo_"):
+        return str(model.save(path))
+    model.save(str(path.with_suffix(".d3")))
+    return str(path.with_suffix(".d3"))
+
+
+# ---------------------------------------------------------------------------------------------- report
+def summarise(runs: list[dict[str, Any]], methods: list[str]) -> list[dict[str, Any]]:
+    rows = []
+    reference_speed = None
+    for method in methods:
+        mine = [r for r in runs if r["method"] == method]
+        if not mine:
+            continue
+        scores = [r["normalized_score"] for r in mine if r["normalized_score"] is not None]
+        returns = [r["mean_return"] for r in mine]
+        speed = bu.median([r["steps_per_s"] for r in mine])
+        reference_speed = reference_speed or speed
+        rows.append(
+            {
+                "method": method,
+                "label": LABELS[method],
+                "n_seeds": len(mine),
+                "score_mean": float(np.mean(scores)) if scores else None,
+                "score_std": float(np.std(scores)) if scores else None,
+                "scores": scores,
+                "return_mean": float(np.mean(returns)),
+                "return_std": float(np.std(returns)),
+                "train_s_median": bu.median([r["train_s"] for r in mine]),
+                "steps_per_s_median": speed,
+                "speed_vs_first": speed / reference_speed if reference_speed else None,
+                "eval_s_median": bu.median([r["eval_s"] for r in mine]),
+            }
+        )
+    return rows
+
+
+def print_report(summary: list[dict[str, Any]], args, buffer: OfflineBuffer, env_id: str, qipo_kwargs) -> None:
+    first = summary[0]["label"] if summary else ""
+    headers = [
+        "method",
+        "D4RL-normalised (mean ± std)",
+        "per seed",
+        "return",
+        "train wall-clock [s]",
+        "grad steps/s",
+        f"speed vs {first}",
+    ]
+    rows = []
+    for s in summary:
+        score = "" if s["score_mean"] is None else f"{s['score_mean']:.1f} ± {s['score_std']:.1f}"
+        rows.append(
+            [
+                s["label"],
+                score,
+                ", ".join(f"{v:.1f}" for v in s["scores"]),
+                f"{s['return_mean']:.0f} ± {s['return_std']:.0f}",
+                bu.fmt(s["train_s_median"]),
+                bu.fmt_sig(s["steps_per_s_median"]),
+                bu.fmt(s["speed_vs_first"], 2),
+            ]
+        )
+    print(
+        f"\n## Quality on {' + '.join(buffer.metadata['dataset_ids'])} ({len(buffer)} transitions), "
+        f"evaluated in {env_id}\n"
+    )
+    print(bu.markdown_table(headers, rows))
+    print(
+        f"\nNotes: {args.steps} gradient steps per method and seed; seeds {args.seeds}; final evaluation only, "
+        f"{args.episodes} episodes per seed, deterministic actions, episode i of seed s reset with seed 1000 s + i "
+        "(the same episodes for every method). Score: D4RL-normalised 100 (R - R_random) / (R_expert - R_random), "
+        "mean ± std over seeds of each seed's mean; wall-clock and steps/s: medians over seeds, training only "
+        "(QIPO includes its support sampling), CPU, "
+        f"{bu.environment_info()['torch_threads']} torch thread(s). One gradient step is one update call of the "
+        "method: QIPO updates one network of its current phase; IQL updates V, Q and the actor; TD3+BC the critics "
+        "(and the actor every 2nd step); BC the policy."
+    )
+    for method in args.methods:
+        if method in BASELINE_NOTES:
+            print(f"- {LABELS[method]}: {BASELINE_NOTES[method]}.")
+        elif method in qipo_kwargs:
+            print(f"- {LABELS[method]}: {args.qipo_config}, as run: {qipo_kwargs[method]}.")
+
+
+def plot(summary: list[dict[str, Any]], path: str, title: str) -> None:
+    plt = bu.pyplot()
+    fig, (ax_score, ax_speed) = plt.subplots(1, 2, figsize=(11, 4))
+    labels = [s["label"] for s in summary]
+    x = np.arange(len(summary))
+    means = [s["score_mean"] or 0.0 for s in summary]
+    stds = [s["score_std"] or 0.0 for s in summary]
+    ax_score.bar(x, means, yerr=stds, capsize=4, color="tab:blue", alpha=0.7)
+    for i, s in enumerate(summary):
+        ax_score.scatter(np.full(len(s["scores"]), i), s["scores"], color="black", s=12, zorder=3)
+    ax_score.set_xticks(x, labels, rotation=20, ha="right")
+    ax_score.set_ylabel("D4RL-normalised score")
+    ax_score.set_title(title)
+    ax_speed.bar(x, [s["steps_per_s_median"] for s in summary], color="tab:orange", alpha=0.7)
+    ax_speed.set_xticks(x, labels, rotation=20, ha="right")
+    ax_speed.set_ylabel("gradient steps / s (median)")
+    ax_speed.set_yscale("log")
+    bu.save_figure(fig, path)
+
+
+# ---------------------------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    bu.set_threads(args.threads)
+    buffer = bu.load_buffer(args.dataset, args.max_transitions)
+    env_id = bu.env_id_of(buffer.metadata, args.env)
+    reference = reference_scores({**buffer.metadata, "env_id": env_id})
+    if reference is None:
+        print(f"warning: no reference scores for {env_id}: normalised scores are left empty")
+
+    qipo_methods = [m for m in args.methods if m.startswith("qipo_")]
+    qipo_kwargs: dict[str, dict[str, Any]] = {}
+    if qipo_methods:
+        config = bu.load_qipo_config(args.qipo_config)
+        for method in qipo_methods:
+            algo = method.removeprefix("qipo_")
+            qipo_kwargs[method] = bu.scale_to_budget(config[algo], args.steps, not args.no_scale_renewals)
+    mdp_dataset = None
+    if any(not m.startswith("qipo_") for m in args.methods):
+        start = time.perf_counter()
+        mdp_dataset = to_mdp_dataset(buffer)
+        print(f"d3rlpy dataset built and checked against the buffer in {time.perf_counter() - start:.1f} s")
+
+    from qipo_agents.zoo.envs import make_env
+
+    env = make_env(env_id)
+    runs: list[dict[str, Any]] = []
+    for seed_index, seed in enumerate(args.seeds):
+        for method in bu.rotated(args.methods, seed_index):
+            if method.startswith("qipo_"):
+                model, policy, train_s = train_qipo(method, buffer, qipo_kwargs[method], args.steps, seed)
+            else:
+                model, policy, train_s = train_d3rlpy(method, buffer, mdp_dataset, args.steps, seed)
+            start = time.perf_counter()
+            result = evaluate(policy, env, args.episodes, deterministic=True, seed=1000 * seed, reference=reference)
+            eval_s = time.perf_counter() - start
+            run = {
+                "method": method,
+                "seed": seed,
+                "steps": args.steps,
+                "train_s": train_s,
+                "steps_per_s": args.steps / train_s if train_s > 0 else float("nan"),
+                "eval_s": eval_s,
+                "normalized_score": result.normalized_mean,
+                "normalized_std_over_episodes": result.normalized_std,
+                "mean_return": result.mean_return,
+                "returns": result.returns,
+                "lengths": result.lengths,
+            }
+            if args.save_dir:
+                run["saved_to"] = save_model(args.save_dir, method, seed, model)
+            runs.append(run)
+            score = "" if result.normalized_mean is None else f", normalised {result.normalized_mean:.1f}"
+            print(
+                f"[seed {seed}] {LABELS[method]}: {train_s:.1f} s training ({run['steps_per_s']:.0f} steps/s), "
+                f"return {result.mean_return:.0f}{score}, evaluation {eval_s:.1f} s",
+                flush=True,
+            )
+    env.close()
+
+    summary = summarise(runs, args.methods)
+    print_report(summary, args, buffer, env_id, qipo_kwargs)
+    payload = {
+        "benchmark": "quality",
+        "environment": bu.environment_info(),
+        "settings": {
+            "datasets": buffer.metadata["dataset_ids"],
+            "n_transitions": len(buffer),
+            "env_id": env_id,
+            "reference_scores": reference,
+            "steps": args.steps,
+            "seeds": args.seeds,
+            "episodes": args.episodes,
+            "methods": args.methods,
+            "qipo_config": args.qipo_config,
+            "qipo_kwargs_as_run": qipo_kwargs,
+            "scale_renewals": not args.no_scale_renewals,
+            "baseline_notes": {m: BASELINE_NOTES[m] for m in args.methods if m in BASELINE_NOTES},
+        },
+        "summary": summary,
+        "runs": runs,
+    }
+    if args.out:
+        bu.write_json(args.out, payload)
+    if args.plot and summary:
+        plot(summary, args.plot, f"{' + '.join(buffer.metadata['dataset_ids'])}, {args.steps} steps")
+    return payload
+
+
+if __name__ == "__main__":
+    main()

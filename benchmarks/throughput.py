@@ -1,0 +1,441 @@
+"""Training throughput of QIPO's phases against dataset size: gradient steps/s of the behaviour warm-up, of
+both critics and of the refinement, and the time to draw support sets.
+
+For each dataset size (default 10^4, 10^5, 10^6 transitions) a dataset with the Hopper shapes is
+synthesised (``--synthetic tile``: the real data, tiled with a small jitter on every copy after
+the first; ``random``: Gaussian states, uniform actions) and an agent is constructed on it with
+the hyperparameters of ``--qipo-config``. The package's own phase objects are built with
+``agent._make_phase(name)`` and timed directly:
+
+* ``behavior``, ``critic`` (in-support softmax, the default, and expectile), ``policy``
+  (refinement): gradient steps per second, in blocks of ``--steps`` steps;
+* ``renew``: one support renewal of the refinement (``min(n_support_states, N) x M`` actions,
+  each NFE network forwards, plus the critic on every one);
+* ``critic start``: the in-support critic's ``start()``, which draws M actions for **every** next
+  state of the dataset (``N x M x NFE`` forwards).
+
+From these the table derives rates that include the sampling (renewals amortised over
+``renew_interval`` steps, the critic's start over ``critic_steps``) and the projected time of a
+whole ``learn()`` of the profile. Items are interleaved (rotated order in every repeat) and the
+tables report medians; an item stops being repeated once it has used ``--item-budget`` seconds.
+
+Example::
+
+    MINARI_DATASETS_PATH=/work/shared/datasets python benchmarks/throughput.py --out results/throughput.json \\
+        --plot results/throughput.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from typing import Any
+
+import bench_utils as bu
+import numpy as np
+import torch
+
+from qipo_agents.qipo.support import sample_support_actions
+
+HOPPER_SHAPES = (11, 3)  # obs_dim, action_dim, for --synthetic random without a dataset
+STEP_ITEMS = ("behavior", "critic_softmax", "critic_expectile", "policy")
+LABELS = {
+    "behavior": "behaviour",
+    "critic_softmax": "critic (in-support softmax)",
+    "critic_expectile": "critic (expectile)",
+    "policy": "refinement",
+    "renew": "renew()",
+    "critic_start": "critic start()",
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=bu.HelpFormatter,
+        epilog="Set MINARI_DATASETS_PATH=/work/shared/datasets for the local Hopper datasets.",
+    )
+    parser.add_argument("--sizes", type=int, nargs="+", default=None, help="dataset sizes (default: 10^4 10^5 10^6)")
+    parser.add_argument(
+        "--synthetic", choices=("tile", "random"), default="tile", help="how datasets larger than the source are made"
+    )
+    parser.add_argument("--dataset", nargs="+", default=[bu.DEFAULT_DATASET], help="source data of --synthetic tile")
+    parser.add_argument("--jitter", type=float, default=0.01, help="tile: noise std per copy, in feature std units")
+    parser.add_argument(
+        "--agents", nargs="+", default=None, choices=bu.AGENT_NAMES, help="agents to measure (default: both)"
+    )
+    parser.add_argument(
+        "--qipo-config", default=bu.DEFAULT_QIPO_CONFIG, help="YAML/JSON of QIPO kwargs, or zoo:TASK[:PROFILE]"
+    )
+    parser.add_argument("--steps", type=int, default=None, help="gradient steps per timed block (default: 50)")
+    parser.add_argument("--repeats", type=int, default=None, help="interleaved repeats (default: 5)")
+    parser.add_argument(
+        "--item-budget",
+        type=float,
+        default=120.0,
+        help="seconds after which an item is not repeated any more (it always gets one measurement)",
+    )
+    parser.add_argument(
+        "--start-cap",
+        type=int,
+        default=None,
+        help="time the critic's support sampling on at most this many next states and scale linearly to N "
+        "(sampling runs in fixed-size chunks, so its cost is linear in N); default: exact, which takes "
+        "N x M x NFE forwards (about 10^8 for 10^6 states)",
+    )
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: OMP_NUM_THREADS / torch's)")
+    parser.add_argument("--out", default=None, help="write all results as JSON here")
+    parser.add_argument("--plot", default=None, help="write a PNG plot (rates and sampling times against N) here")
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: sizes 2000 and 5000, flow only, 3-step blocks, 2 repeats"
+    )
+    args = parser.parse_args(argv)
+    defaults = {
+        "sizes": [2_000, 5_000] if args.quick else [10_000, 100_000, 1_000_000],
+        "steps": 3 if args.quick else 50,
+        "repeats": 2 if args.quick else 5,
+        "agents": ["flow"] if args.quick else list(bu.AGENT_NAMES),
+    }
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    return args
+
+
+# ---------------------------------------------------------------------------------------------- data
+def synthesize(source, size: int, mode: str, jitter: float, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """``size`` transitions as a dict of arrays (``from_dict`` keys).
+
+    ``tile``: the source's rows, repeated as often as needed; copy ``c > 0`` adds Gaussian noise of
+    ``jitter`` feature standard deviations to states (the same noise on ``s_{t+1}`` as on the next
+    row's ``s``, so transitions stay chained) and clips jittered actions to the source's bounds;
+    episode ids are offset per copy. ``random``: standard normal states, uniform actions in
+    [-1, 1], rewards ``N(1, 0.1)``, 1000-step episodes ending in a truncation.
+    """
+    if mode == "random":
+        obs_dim, action_dim = HOPPER_SHAPES if source is None else (source.obs_dim, source.action_dim)
+        states = rng.standard_normal((size + 1, obs_dim)).astype(np.float32)
+        episode_ids = np.arange(size) // 1000
+        ends = np.append(episode_ids[1:] != episode_ids[:-1], True)
+        return {
+            "observations": states[:-1],
+            "next_observations": states[1:],
+            "actions": rng.uniform(-1, 1, (size, action_dim)).astype(np.float32),
+            "rewards": rng.normal(1.0, 0.1, size).astype(np.float32),
+            "terminations": np.zeros(size, bool),
+            "truncations": ends,
+            "episode_ids": episode_ids,
+        }
+    n_copies = math.ceil(size / len(source))
+    obs_std = source.observations.std(0)
+    low, high = source.action_space.low, source.action_space.high
+    ids = source.episode_ids
+    next_in_episode = np.append(ids[1:] == ids[:-1], False)
+    parts: dict[str, list[np.ndarray]] = {
+        k: []
+        for k in (
+            "observations",
+            "next_observations",
+            "actions",
+            "rewards",
+            "terminations",
+            "truncations",
+            "episode_ids",
+        )
+    }
+    for copy in range(n_copies):
+        obs, next_obs, actions = source.observations, source.next_observations, source.actions
+        if copy > 0 and jitter > 0:
+            noise = (jitter * obs_std * rng.standard_normal(obs.shape)).astype(np.float32)
+            next_noise = np.where(
+                next_in_episode[:, None],
+                np.roll(noise, -1, axis=0),
+                (jitter * obs_std * rng.standard_normal(obs.shape)).astype(np.float32),
+            )
+            obs, next_obs = obs + noise, next_obs + next_noise
+            actions = np.clip(actions + jitter * rng.standard_normal(actions.shape), low, high).astype(np.float32)
+        parts["observations"].append(obs)
+        parts["next_observations"].append(next_obs)
+        parts["actions"].append(actions)
+        parts["rewards"].append(source.rewards)
+        parts["terminations"].append(source.terminations)
+        parts["truncations"].append(source.truncations)
+        parts["episode_ids"].append(ids + copy * (int(ids.max()) + 1))
+    return {k: np.concatenate(v)[:size] for k, v in parts.items()}
+
+
+# ---------------------------------------------------------------------------------------------- timing
+class Phases:
+    """The package's phase objects of one agent type on one dataset, ready to be timed."""
+
+    def __init__(self, agent_class, data: dict[str, np.ndarray], kwargs: dict[str, Any], start_cap: int | None):
+        self.agent = agent_class("MlpPolicy", data, seed=0, device="cpu", **kwargs)
+        expectile_kwargs = {**kwargs, "critic_type": "expectile"}
+        self.agent_expectile = agent_class("MlpPolicy", data, seed=0, device="cpu", **expectile_kwargs)
+        self.n, self.start_cap = len(self.agent.data), start_cap
+        self.first: dict[str, float] = {}
+        self.behavior = self.agent._make_phase("behavior")
+        self.behavior.start()
+        self.critic_softmax = self.agent._make_phase("critic")
+        self.first["critic_start"] = self.time_critic_start(setup=True)
+        self.critic_expectile = self.agent_expectile._make_phase("critic")
+        self.critic_expectile.start()
+        self.policy = self.agent._make_phase("policy")
+        start = time.perf_counter()
+        self.policy.start()  # = renew()
+        self.first["renew"] = time.perf_counter() - start
+        self.policy.renew_interval = 10**12  # no renewal inside a timed block: renewals are timed on their own
+        for name in STEP_ITEMS:  # warm-up
+            self.phase(name).train_step()
+
+    def phase(self, name: str):
+        return {
+            "behavior": self.behavior,
+            "critic_softmax": self.critic_softmax,
+            "critic_expectile": self.critic_expectile,
+            "policy": self.policy,
+        }[name]
+
+    def time_steps(self, name: str, n_steps: int) -> float:
+        phase = self.phase(name)
+        return bu.seconds_per_call(phase.train_step, n_steps)
+
+    def time_renew(self) -> float:
+        start = time.perf_counter()
+        self.policy.renew()
+        return time.perf_counter() - start
+
+    def time_critic_start(self, setup: bool = False) -> float:
+        """Seconds of the critic's ``start()`` (all next states), or its linear extrapolation
+        from the first ``start_cap`` next states."""
+        critic = self.critic_softmax
+        if not self.start_cap or self.n <= self.start_cap:
+            start = time.perf_counter()
+            critic.start()
+            return time.perf_counter() - start
+        start = time.perf_counter()
+        sample_support_actions(
+            critic.policy.actor_ema,
+            critic.sampler,
+            critic.data.next_observations[: self.start_cap],
+            critic.n_support_actions,
+            critic.action_low,
+            critic.action_high,
+            critic.generator,
+            chunk_size=critic.chunk_size,
+            guidance=0.0,
+        )
+        elapsed = (time.perf_counter() - start) * self.n / self.start_cap
+        if setup:  # the critic's steps need a support set of the right shape; its values do not matter
+            shape = (self.n, critic.n_support_actions, self.agent.action_space.shape[0])
+            critic.next_support = torch.zeros(shape)
+        return elapsed
+
+
+def measure(args, phases: Phases) -> dict[str, list[float]]:
+    """Interleaved repeats: seconds per step (step items) or per call (renew, critic_start)."""
+    samples = {name: [] for name in (*STEP_ITEMS, "renew", "critic_start")}
+    samples["renew"].append(phases.first["renew"])
+    samples["critic_start"].append(phases.first["critic_start"])
+    spent = {name: sum(values) for name, values in samples.items()}
+    items = list(samples)
+    for repeat in range(args.repeats):
+        for name in bu.rotated(items, repeat):
+            if len(samples[name]) > repeat or (samples[name] and spent[name] >= args.item_budget):
+                continue  # renew / critic_start got their first sample at setup
+            start = time.perf_counter()
+            if name == "renew":
+                value = phases.time_renew()
+            elif name == "critic_start":
+                value = phases.time_critic_start()
+            else:
+                value = phases.time_steps(name, args.steps)
+            samples[name].append(value)
+            spent[name] += time.perf_counter() - start
+    return samples
+
+
+def summarise(agent_name: str, size: int, phases: Phases, samples) -> dict[str, Any]:
+    agent = phases.agent
+    nfe = _nfe(agent)
+    med = {name: bu.median(values) for name, values in samples.items()}
+    rate = {name: 1.0 / med[name] for name in STEP_ITEMS}
+    renew_states = min(agent.n_support_states or size, size)
+    n_renewals = math.ceil(agent.policy_steps / agent.renew_interval) if agent.policy_steps else 0
+    projected = {
+        "behavior": agent.behavior_steps * med["behavior"],
+        "critic": agent.critic_steps * med["critic_softmax"] + med["critic_start"],
+        "policy": agent.policy_steps * med["policy"] + n_renewals * med["renew"],
+    }
+    return {
+        "agent": agent_name,
+        "size": size,
+        "nfe": nfe,
+        "n_support_actions": agent.n_support_actions,
+        "renew_states": renew_states,
+        "steps_per_s": rate,
+        "renew_s": med["renew"],
+        "critic_start_s": med["critic_start"],
+        "critic_start_extrapolated": bool(phases.start_cap and size > phases.start_cap),
+        "support_actions_per_s": {
+            "renew": renew_states * agent.n_support_actions / med["renew"],
+            "critic_start": size * agent.n_support_actions / med["critic_start"],
+        },
+        "amortised_steps_per_s": {
+            "critic_softmax": agent.critic_steps / projected["critic"] if agent.critic_steps else None,
+            "policy": agent.policy_steps / projected["policy"] if agent.policy_steps else None,
+        },
+        "projected_learn_s": {**projected, "total": sum(projected.values())},
+        "schedule": {
+            "behavior_steps": agent.behavior_steps,
+            "critic_steps": agent.critic_steps,
+            "policy_steps": agent.policy_steps,
+            "renew_interval": agent.renew_interval,
+            "n_renewals": n_renewals,
+        },
+        "n_samples": {name: len(values) for name, values in samples.items()},
+        "samples_s": samples,
+    }
+
+
+def _nfe(agent) -> int:
+    calls = []
+    handle = agent.policy.actor_ema.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        agent.predict(np.zeros(agent.observation_space.shape, np.float32), deterministic=True)
+    finally:
+        handle.remove()
+    return len(calls)
+
+
+# ---------------------------------------------------------------------------------------------- report
+def print_report(args, rows) -> None:
+    print("\n## Gradient steps per second by phase\n")
+    headers = ["agent", "N", *[LABELS[n] for n in STEP_ITEMS], "critic incl. start()", "refinement incl. renewals"]
+    table = [
+        [
+            r["agent"],
+            f"{r['size']:,}",
+            *[bu.fmt_sig(r["steps_per_s"][n]) for n in STEP_ITEMS],
+            bu.fmt_sig(r["amortised_steps_per_s"]["critic_softmax"]),
+            bu.fmt_sig(r["amortised_steps_per_s"]["policy"]),
+        ]
+        for r in rows
+    ]
+    print(bu.markdown_table(headers, table))
+    print("\n## Support sampling and projected learn() time of the profile\n")
+    headers = [
+        "agent",
+        "N",
+        "NFE",
+        "renew() [s]",
+        "states x M renewed",
+        "critic start() [s]",
+        "states x M at start",
+        "sampled actions/s",
+        "projected learn() [min]",
+        "of which critic start()",
+    ]
+    table = []
+    for r in rows:
+        start = bu.fmt_sig(r["critic_start_s"]) + (" (extrapolated)" if r["critic_start_extrapolated"] else "")
+        total = r["projected_learn_s"]["total"]
+        table.append(
+            [
+                r["agent"],
+                f"{r['size']:,}",
+                r["nfe"],
+                bu.fmt_sig(r["renew_s"]),
+                f"{r['renew_states']:,} x {r['n_support_actions']}",
+                start,
+                f"{r['size']:,} x {r['n_support_actions']}",
+                bu.fmt_sig(r["support_actions_per_s"]["renew"]),
+                bu.fmt(total / 60, 1),
+                f"{100 * r['critic_start_s'] / total:.0f} %",
+            ]
+        )
+    print(bu.markdown_table(headers, table))
+    schedule = rows[0]["schedule"] if rows else {}
+    print(
+        f"\nNotes: {args.synthetic} data"
+        + (f" from {' + '.join(args.dataset)} (jitter {args.jitter} std per copy)" if args.synthetic == "tile" else "")
+        + f"; {args.qipo_config}; medians over up to {args.repeats} interleaved repeats of {args.steps}-step blocks "
+        f"(items stop repeating after {args.item_budget:.0f} s); CPU, {torch.get_num_threads()} torch thread(s). "
+        "'incl.' rates spread the sampling over the phase: the critic's start() over critic_steps, one renew() every "
+        f"renew_interval steps. Projected learn(): the profile's schedule {schedule} at these rates "
+        "(sampled actions/s: renew(), which also runs the critic on every support action)."
+    )
+
+
+def plot(rows, path: str) -> None:
+    plt = bu.pyplot()
+    fig, (ax_rate, ax_time) = plt.subplots(1, 2, figsize=(11, 4))
+    for agent in sorted({r["agent"] for r in rows}):
+        mine = sorted((r for r in rows if r["agent"] == agent), key=lambda r: r["size"])
+        sizes = [r["size"] for r in mine]
+        for name in STEP_ITEMS:
+            ax_rate.plot(sizes, [r["steps_per_s"][name] for r in mine], marker="o", label=f"{agent} {LABELS[name]}")
+        ax_time.plot(sizes, [r["renew_s"] for r in mine], marker="o", label=f"{agent} renew()")
+        ax_time.plot(sizes, [r["critic_start_s"] for r in mine], marker="s", label=f"{agent} critic start()")
+    for ax in (ax_rate, ax_time):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("dataset size N (transitions)")
+        ax.legend(fontsize=7)
+    ax_rate.set_ylabel("gradient steps / s")
+    ax_time.set_ylabel("seconds per call")
+    bu.save_figure(fig, path)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    bu.set_threads(args.threads)
+    config = bu.load_qipo_config(args.qipo_config)
+    source = bu.load_buffer(args.dataset) if args.synthetic == "tile" else None
+    classes = bu.agent_classes()
+    rng = np.random.default_rng(0)
+    rows = []
+    for size in args.sizes:
+        data = synthesize(source, size, args.synthetic, args.jitter, rng)
+        for agent_name in args.agents:
+            started = time.perf_counter()
+            phases = Phases(classes[agent_name], data, config[agent_name], args.start_cap)
+            samples = measure(args, phases)
+            row = summarise(agent_name, size, phases, samples)
+            rows.append(row)
+            print(
+                f"{agent_name} N={size:,}: "
+                + ", ".join(f"{LABELS[n]} {row['steps_per_s'][n]:.1f}/s" for n in STEP_ITEMS)
+                + f", renew {row['renew_s']:.2f} s, critic start {row['critic_start_s']:.1f} s "
+                f"({time.perf_counter() - started:.0f} s measuring)",
+                flush=True,
+            )
+            del phases
+    print_report(args, rows)
+    payload = {
+        "benchmark": "throughput",
+        "environment": bu.environment_info(),
+        "settings": {
+            "sizes": args.sizes,
+            "synthetic": args.synthetic,
+            "source": args.dataset if args.synthetic == "tile" else None,
+            "jitter": args.jitter,
+            "qipo_config": args.qipo_config,
+            "qipo_kwargs": {name: config[name] for name in args.agents},
+            "steps_per_block": args.steps,
+            "repeats": args.repeats,
+            "item_budget_s": args.item_budget,
+            "start_cap": args.start_cap,
+        },
+        "rows": rows,
+    }
+    if args.out:
+        bu.write_json(args.out, payload)
+    if args.plot:
+        plot(rows, args.plot)
+    return payload
+
+
+if __name__ == "__main__":
+    main()

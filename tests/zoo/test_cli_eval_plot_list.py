@@ -1,0 +1,94 @@
+"""`qipo-zoo eval`, `plot` and `list` on a finished tiny run."""
+
+from __future__ import annotations
+
+import json
+import socket
+import zipfile
+
+import pytest
+
+from qipo_agents.zoo.plot import load_curve
+from qipo_agents.zoo.sources import BUILTIN_DIR
+
+from ..conftest import DATASET_ID
+from .conftest import invoke
+
+
+def test_eval_a_run_folder_and_a_model_file(trained_run):
+    result = invoke("eval", trained_run, "--episodes", "2", "--device", "cpu")
+    assert "in Hopper-v5: return" in result.output and "over 2 episodes, D4RL-normalised score" in result.output
+    model = trained_run / "hopper-medium-mini.zip"
+    result = invoke("eval", model, "--episodes", "1", "--env", "Hopper-v5", "--stochastic")
+    assert "over 1 episodes, D4RL-normalised score" in result.output
+    # a bare model finds its env in the dataset metadata it saved
+    assert "in Hopper-v5" in invoke("eval", model, "--episodes", "1").output
+
+
+def test_eval_writes_a_gif_of_one_episode(trained_run, tmp_path, monkeypatch):
+    monkeypatch.setenv("MUJOCO_GL", "egl")
+    video = tmp_path / "episode.gif"
+    result = invoke("eval", trained_run, "--episodes", "1", "--video", video, expect=None)
+    if result.exit_code != 0 and "OpenGL backend" in result.output:
+        pytest.skip(f"no offscreen OpenGL here: {result.output}")
+    assert result.exit_code == 0, result.output
+    assert video.read_bytes()[:6] in (b"GIF87a", b"GIF89a") and f"video of episode 1: {video}" in result.output
+
+
+def test_eval_errors_are_clear(trained_run, tmp_path):
+    result = invoke("eval", trained_run, "--video", tmp_path / "x.avi", expect=1)
+    assert "write a .gif or an .mp4" in result.output
+    not_a_run = tmp_path / "empty"
+    not_a_run.mkdir()
+    assert "not a qipo-zoo run folder" in invoke("eval", not_a_run, expect=1).output
+    sb3_model = tmp_path / "sb3.zip"
+    with zipfile.ZipFile(sb3_model, "w") as archive:  # what a Stable-Baselines3 save holds
+        archive.writestr("data", "{}")
+        archive.writestr("policy.pth", b"")
+    result = invoke("eval", sb3_model, expect=1)
+    assert "not a qipo_agents save file" in result.output and "Traceback" not in result.output
+
+
+def test_plot_learning_curves_and_final_scores(trained_run, tmp_path):
+    out = tmp_path / "curves.png"
+    result = invoke("plot", trained_run, trained_run, "--out", out)
+    assert f"wrote {out}" in result.output
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+    # a run with only progress.csv (no evaluations.jsonl / final_eval.json) still plots
+    partial = tmp_path / "partial_1"
+    partial.mkdir()
+    (partial / "progress.csv").write_text((trained_run / "progress.csv").read_text())
+    invoke("plot", partial, "--out", tmp_path / "partial.png")
+    curve = load_curve(partial)
+    assert curve.normalized and curve.steps == [50, 100] and curve.final is None
+    empty = tmp_path / "empty_1"
+    empty.mkdir()
+    assert "has no evaluations yet" in invoke("plot", empty, "--out", tmp_path / "e.png", expect=1).output
+
+
+def test_list_shows_tasks_datasets_and_availability_without_network(minari_dataset, monkeypatch):
+    def no_network(*args, **kwargs):
+        raise AssertionError("qipo-zoo list must not touch the network")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    output = invoke("list").output
+    assert "zoo/flow.yml: 19 tasks" in output
+    mini = output.split("hopper-medium-mini", 1)[1].split("\n\n", 1)[0]
+    assert "available (shipped with the package)" in mini
+    stats = json.loads((BUILTIN_DIR / "hopper-medium-mini" / "data" / "metadata.json").read_text())
+    assert f"mean return {stats['mean_return']:.1f}; D4RL-normalised {stats['normalized_score']:.1f}" in mini
+    medium = output.split("\nhopper-medium ", 1)[1].split("\n\n", 1)[0]
+    assert "missing: `minari download mujoco/hopper/medium-v0` when online" in medium
+    assert "antmaze-large-diverse" in output and "AntMaze_Large-v4" in output
+    assert "zoo/diffusion.yml: 19 tasks" in invoke("list", "--algo", "diffusion").output
+
+
+def test_list_marks_local_minari_datasets_available(minari_dataset, tmp_path):
+    config = tmp_path / "mine.yml"
+    config.write_text(f"local-random:\n  datasets: [{DATASET_ID}, test/hopper/absent-v0]\n  env: Hopper-v5\n")
+    output = invoke("list", "--config", config).output
+    assert f"{DATASET_ID}\n        available (" in output and "4 episodes" in output
+    assert "test/hopper/absent-v0\n        missing" in output
+    config.write_text("broken:\n  datasets: [x]\n  env: Hopper-v5\n  hyperparams: {beta: 3e-1}\n")
+    result = invoke("list", "--config", config, expect=1)
+    assert "invalid:" in result.output and "'3e-1' was read by YAML as a string; write 3.0e-1" in result.output

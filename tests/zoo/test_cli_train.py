@@ -1,0 +1,140 @@
+"""`qipo-zoo train`: run folders, the embedded default task, interruption and --resume, clear errors."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import yaml
+
+from qipo_agents import QIPOFlow
+from qipo_agents.qipo.algorithm import QIPO
+
+from .conftest import TINY_STEPS, invoke, train_args
+
+
+def test_train_writes_a_complete_run_folder(tiny_task_file, tmp_path):
+    logs = tmp_path / "logs"
+    result = invoke(*train_args("tiny-hopper", logs, "--config", tiny_task_file, "--algo", "diffusion", "--seed", "3"))
+    run = logs / "diffusion" / "tiny-hopper_1"
+    assert "final evaluation after 100 steps: return" in result.output and "D4RL-normalised score" in result.output
+    for name in ("config.yml", "command.txt", "progress.csv", "evaluations.jsonl", "best_model.zip", "tiny-hopper.zip"):
+        assert (run / name).is_file(), name
+    assert list(run.glob("events.out.tfevents.*")), "TensorBoard events"
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["qipo_40_steps.zip", "qipo_80_steps.zip"]
+    config = yaml.safe_load((run / "config.yml").read_text())
+    assert (config["task"], config["algo"], config["profile"], config["seed"]) == ("tiny-hopper", "diffusion", "cpu", 3)
+    assert config["hyperparams"]["behavior_steps"] == 40 and config["hyperparams"]["reward_scaling"] == "locomotion"
+    command = (run / "command.txt").read_text()
+    assert command.startswith("qipo-zoo train tiny-hopper --algo diffusion --seed 3 --device cpu --profile cpu")
+    final = json.loads((run / "final_eval.json").read_text())
+    assert final["num_timesteps"] == TINY_STEPS and final["n_episodes"] == 1
+    assert final["normalized_mean"] == pytest.approx(100 * (final["mean_return"] + 20.272305) / (3234.3 + 20.272305))
+    evaluations = [json.loads(line) for line in (run / "evaluations.jsonl").read_text().splitlines()]
+    assert [e["timesteps"] for e in evaluations] == [50, 100]
+    header = (run / "progress.csv").read_text().splitlines()[0].split(",")
+    assert {"eval/normalized_score", "train/behavior_loss", "train/critic_loss", "train/policy_loss"} <= set(header)
+    agent = QIPO.load(run / "tiny-hopper.zip", device="cpu")
+    assert type(agent).__name__ == "QIPODiffusion" and agent.num_timesteps == TINY_STEPS
+    # a second run of the same task gets the next number
+    invoke(*train_args("tiny-hopper", logs, "--config", tiny_task_file, "--algo", "diffusion"))
+    assert (logs / "diffusion" / "tiny-hopper_2" / "final_eval.json").is_file()
+
+
+def test_embedded_default_task_trains_and_evaluates_offline(tmp_path, monkeypatch):
+    # an empty Minari store and no network: the embedded dataset needs neither
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "empty_store"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    result = invoke(*train_args("hopper-medium-mini", tmp_path / "logs"))
+    assert "30580 transitions" in result.output
+    final = json.loads((tmp_path / "logs" / "flow" / "hopper-medium-mini_1" / "final_eval.json").read_text())
+    assert final["task"] == "hopper-medium-mini" and final["normalized_mean"] is not None
+    assert final["reference_scores"] == [-20.272305, 3234.3]
+
+
+def test_interrupted_run_resumes_from_its_checkpoint(tmp_path, monkeypatch):
+    logs = tmp_path / "logs"
+    original = QIPO._train_step
+
+    def interrupted_at_step_63(self):
+        if self.num_timesteps == 63:
+            raise KeyboardInterrupt
+        return original(self)
+
+    monkeypatch.setattr(QIPO, "_train_step", interrupted_at_step_63)
+    result = invoke(*train_args("hopper-medium-mini", logs), expect=130)
+    run = logs / "flow" / "hopper-medium-mini_1"
+    assert "training interrupted at step 63" in result.output and f"--resume {run}" in result.output
+    assert "Traceback" not in result.output
+    checkpoint = run / "checkpoints" / "qipo_63_steps.zip"
+    assert checkpoint.is_file() and not (run / "hopper-medium-mini.zip").exists()
+    saved = QIPOFlow.load(checkpoint, device="cpu")
+    assert saved.num_timesteps == 63 and saved.schedule.total == TINY_STEPS
+
+    monkeypatch.setattr(QIPO, "_train_step", original)
+    result = invoke("train", "hopper-medium-mini", "--log-folder", logs, "--resume")
+    assert "from qipo_63_steps.zip: step 63 of 100, 37 to go" in result.output
+    final = json.loads((run / "final_eval.json").read_text())
+    assert final["num_timesteps"] == TINY_STEPS
+    assert QIPOFlow.load(run / "hopper-medium-mini.zip", device="cpu").num_timesteps == TINY_STEPS
+    assert (run / "progress.1.csv").is_file() and (run / "progress.csv").is_file()
+    assert len((run / "command.txt").read_text().splitlines()) == 2
+    evaluations = [json.loads(line)["timesteps"] for line in (run / "evaluations.jsonl").read_text().splitlines()]
+    assert evaluations == [50, 100]
+    result = invoke("train", "tiny-other", "--log-folder", logs, "--resume", run, expect=1)
+    assert "is a run of hopper-medium-mini, not of tiny-other" in result.output
+    # nothing left to resume
+    result = invoke("train", "hopper-medium-mini", "--log-folder", logs, "--resume", run, expect=1)
+    assert "has finished training and its final evaluation; nothing to resume" in result.output
+
+
+def test_a_crash_saves_a_usable_checkpoint_first(tmp_path, monkeypatch):
+    original = QIPO._train_step
+
+    def crashing_at_step_45(self):
+        if self.num_timesteps == 45:
+            raise RuntimeError("simulated failure")
+        return original(self)
+
+    monkeypatch.setattr(QIPO, "_train_step", crashing_at_step_45)
+    result = invoke(*train_args("hopper-medium-mini", tmp_path / "logs"), expect=1)
+    assert isinstance(result.exception, RuntimeError)
+    run = tmp_path / "logs" / "flow" / "hopper-medium-mini_1"
+    assert "training stopped by an error at step 45" in result.output and f"--resume {run}" in result.output
+    assert QIPOFlow.load(run / "checkpoints" / "qipo_45_steps.zip", device="cpu").num_timesteps == 45
+
+
+def test_missing_dataset_fails_fast_with_the_ways_out(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "empty_store"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    started = time.perf_counter()
+    result = invoke("train", "hopper-medium", "--device", "cpu", "--log-folder", tmp_path / "logs", expect=1)
+    assert time.perf_counter() - started < 20
+    assert "Error: Minari dataset 'mujoco/hopper/medium-v0' is not in the local store" in result.output
+    assert "--dataset SOURCE" in result.output
+    assert "minari download mujoco/hopper/medium-v0" in result.output and "qipo-zoo collect" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "logs").exists()
+    result = invoke("train", "hopper-medium-replay", "--device", "cpu", "--log-folder", tmp_path / "logs", expect=1)
+    assert "hopper_medium_replay-v2.hdf5" in result.output and "--dataset PATH" in result.output
+
+
+def test_user_errors_are_one_line_without_traceback(tmp_path):
+    result = invoke("train", "hoper-medium", "--device", "cpu", expect=1)
+    assert "unknown task 'hoper-medium'" in result.output and "Did you mean hopper-medium" in result.output
+    result = invoke(
+        "train", "hopper-medium-mini", "--device", "cpu", "--hyperparams", "policy_learning_rate=3e-4", expect=1
+    )
+    assert "'3e-4' was read by YAML as a string; write 3.0e-4" in result.output
+    result = invoke("train", "hopper-medium-mini", "--device", "cpu", "betta=3", expect=1)
+    assert "did you mean beta?" in result.output
+    result = invoke("train", "hopper-medium-mini", "--log-folder", tmp_path, "--resume", expect=1)
+    assert "no run of hopper-medium-mini" in result.output and "Traceback" not in result.output
+
+
+def test_dataset_option_trains_on_other_data(tiny_task_file, tmp_path):
+    from ..conftest import DATASET_ID
+
+    invoke(*train_args("hopper-medium-mini", tmp_path / "logs", "--dataset", DATASET_ID, "--no-progress"))
+    config = yaml.safe_load((tmp_path / "logs" / "flow" / "hopper-medium-mini_1" / "config.yml").read_text())
+    assert config["datasets"] == [DATASET_ID]
