@@ -13,7 +13,8 @@ from qipo_agents.data import make_buffer
 
 from .conftest import invoke
 
-AGENTS = Path("/work/shared/agents")
+# the development workspace keeps shared/ beside the repository (CI clones it there too)
+AGENTS = Path(__file__).resolve().parents[2].parent / "shared" / "agents"
 SAC = AGENTS / "sac-Hopper-v3.zip"
 TQC = AGENTS / "tqc-Hopper-v3.zip"
 

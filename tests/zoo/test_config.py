@@ -59,7 +59,7 @@ def test_cpu_profile_is_a_smaller_budget_of_the_same_algorithm():
     zoo = ZooFile.load("flow")
     for task in zoo.tasks:
         cpu, gpu = zoo.resolve(task, "cpu"), zoo.resolve(task, "gpu")
-        assert cpu.planned_timesteps < gpu.planned_timesteps / 10
+        assert cpu.planned_timesteps < gpu.planned_timesteps / 5
         assert cpu.hyperparams["beta"] == gpu.hyperparams["beta"]
         assert cpu.hyperparams["policy_kwargs"]["architecture"] == "mlp"
     # a task's own cpu block wins over default.cpu (AntMaze keeps more support actions than locomotion)
