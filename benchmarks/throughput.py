@@ -36,8 +36,6 @@ import bench_utils as bu
 import numpy as np
 import torch
 
-from qipo_agents.qipo.support import sample_support_actions
-
 HOPPER_SHAPES = (11, 3)  # obs_dim, action_dim, for --synthetic random without a dataset
 STEP_ITEMS = ("behavior", "critic_softmax", "critic_expectile", "policy")
 LABELS = {
@@ -215,17 +213,7 @@ class Phases:
             critic.start()
             return time.perf_counter() - start
         start = time.perf_counter()
-        sample_support_actions(
-            critic.policy.actor_ema,
-            critic.sampler,
-            critic.data.next_observations[: self.start_cap],
-            critic.n_support_actions,
-            critic.action_low,
-            critic.action_high,
-            critic.generator,
-            chunk_size=critic.chunk_size,
-            guidance=0.0,
-        )
+        critic.sample_next_support(critic.data.next_observations[: self.start_cap])
         elapsed = (time.perf_counter() - start) * self.n / self.start_cap
         if setup:  # the critic's steps need a support set of the right shape; its values do not matter
             shape = (self.n, critic.n_support_actions, self.agent.action_space.shape[0])

@@ -85,10 +85,14 @@ class InSupportSoftmaxQLearning:
 
     def start(self) -> None:
         """Draw the M support actions of every next state from the behaviour model, once."""
-        self.next_support = sample_support_actions(
+        self.next_support = self.sample_next_support(self.data.next_observations)
+
+    def sample_next_support(self, next_observations: torch.Tensor) -> torch.Tensor:
+        """M behaviour actions ``(n, M, action_dim)`` for ``next_observations (n, obs_dim)``."""
+        return sample_support_actions(
             self.policy.actor_ema,
             self.sampler,
-            self.data.next_observations,
+            next_observations,
             self.n_support_actions,
             self.action_low,
             self.action_high,
