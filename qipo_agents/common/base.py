@@ -13,6 +13,7 @@ import dataclasses
 import os
 import platform
 import sys
+import time
 from abc import ABC, abstractmethod
 from collections import defaultdict
 from pathlib import Path
@@ -77,7 +78,7 @@ class OfflineAlgorithm(ABC):
             raise ValueError(
                 f"unknown policy {policy!r}; use one of {self.policy_aliases} (shape it with policy_kwargs)"
             )
-        self.policy_name, self.verbose, self.seed = policy, verbose, seed
+        self.verbose, self.seed = verbose, seed
         self.device = get_device(device)
         self.tensorboard_log = tensorboard_log
         self.num_timesteps = 0
@@ -87,6 +88,7 @@ class OfflineAlgorithm(ABC):
         self.buffer: OfflineBuffer | None = None
         self._logger: Logger | None = None
         self._custom_logger = False
+        self._learn_start = (time.perf_counter(), 0)
         self._loss_sums: dict[str, float] = defaultdict(float)
         self._loss_counts: dict[str, int] = defaultdict(int)
         self.set_random_seed(seed)
@@ -184,6 +186,7 @@ class OfflineAlgorithm(ABC):
                 self.verbose, self.tensorboard_log, tb_log_name or type(self).__name__, reset_num_timesteps
             )
         callback = self._init_callback(callback, progress_bar)
+        self._learn_start = (time.perf_counter(), self.num_timesteps)
         callback.on_training_start(locals(), globals())
         while self.num_timesteps < total_timesteps:
             losses = self._train_step()
@@ -230,6 +233,10 @@ class OfflineAlgorithm(ABC):
         self._loss_sums.clear()
         self._loss_counts.clear()
         self.logger.record("time/total_timesteps", self.num_timesteps)
+        started, start_steps = self._learn_start
+        self.logger.record(
+            "time/fps", int((self.num_timesteps - start_steps) / max(time.perf_counter() - started, 1e-9))
+        )
         self._record_extra_logs()
         self.logger.dump(step=self.num_timesteps)
 

@@ -267,6 +267,7 @@ class QIPO(OfflineAlgorithm):
         if self._phase is not None:
             self.logger.record("time/phase", PHASES.index(self._phase.name))
             self.logger.record("time/phase_name", self._phase.name, exclude=("tensorboard", "csv"))
+            self.logger.record("time/phase_seconds", time.perf_counter() - self._phase_started)
             if isinstance(self._phase, QWeightedRefinement):
                 self.logger.record("train/support_renewals", self._phase.n_renewals)
 

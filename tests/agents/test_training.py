@@ -63,6 +63,8 @@ def test_training_logs_every_phase(agent_class, bandit_data, tmp_path):
         "train/effective_support",
         "time/phase",
         "time/total_timesteps",
+        "time/fps",
+        "time/phase_seconds",
     ):
         assert key in header, key
 
