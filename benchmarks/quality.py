@@ -2,8 +2,9 @@
 
 Every method trains on the same aligned :class:`~qipo_agents.data.OfflineBuffer` for the same number
 of gradient steps (``--steps``) and seeds (``--seeds``), then is evaluated with the package's own
-``evaluate()`` (final evaluation, ``--episodes`` episodes, deterministic actions) in the dataset's
-environment. The table reports the D4RL-normalised score (mean ± std over seeds of each seed's
+``evaluate()`` (final evaluation, ``--episodes`` episodes) in the dataset's
+environment: QIPO agents sample one action per step (the paper's and QGPO's protocol), the d3rlpy
+policies act with their greedy action (the Gaussian mean for IQL), as d3rlpy evaluates them. The table reports the D4RL-normalised score (mean ± std over seeds of each seed's
 mean), the training wall-clock and gradient steps per second (medians over seeds).
 
 Runs are interleaved: the outer loop is the seed, the inner loop the methods, rotated by one per
@@ -204,6 +205,7 @@ class D3rlpyPolicy:
         self.algo, self.observation_space, self.action_space = algo, observation_space, action_space
 
     def predict(self, observation, state=None, episode_start=None, deterministic: bool = True):
+        """Greedy actions whatever ``deterministic`` says (d3rlpy's own evaluation protocol)."""
         obs = np.asarray(observation, dtype=np.float32)
         actions = self.algo.predict(obs.reshape(-1, self.observation_space.shape[0]))
         actions = np.clip(actions, self.action_space.low, self.action_space.high).astype(self.action_space.dtype)
@@ -344,7 +346,7 @@ def print_report(summary: list[dict[str, Any]], args, buffer: OfflineBuffer, env
     print(bu.markdown_table(headers, rows))
     print(
         f"\nNotes: {args.steps} gradient steps per method and seed; seeds {args.seeds}; final evaluation only, "
-        f"{args.episodes} episodes per seed, deterministic actions, episode i of seed s reset with seed 1000 s + i "
+        f"{args.episodes} episodes per seed, QIPO sampling its actions and the d3rlpy policies greedy, episode i of seed s reset with seed 1000 s + i "
         "(the same episodes for every method). Score: D4RL-normalised 100 (R - R_random) / (R_expert - R_random), "
         "mean ± std over seeds of each seed's mean; wall-clock and steps/s: medians over seeds, training only "
         "(QIPO includes its support sampling), CPU, "
@@ -413,7 +415,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             else:
                 model, policy, train_s = train_d3rlpy(method, buffer, mdp_dataset, args.steps, seed)
             start = time.perf_counter()
-            result = evaluate(policy, env, args.episodes, deterministic=True, seed=1000 * seed, reference=reference)
+            result = evaluate(policy, env, args.episodes, deterministic=False, seed=1000 * seed, reference=reference)
             eval_s = time.perf_counter() - start
             run = {
                 "method": method,

@@ -11,7 +11,8 @@ of network evaluations (NFE) of each setting is counted with a forward hook, and
 Measurements are interleaved: each repeat visits every setting (and the floors) once, in an order
 rotated from repeat to repeat; the table holds medians over repeats (ratios are computed within a
 repeat, then their median is taken). With trained agents (``--flow-model`` / ``--diffusion-model``,
-``.zip`` files from ``save()``) the normalised score of every setting is measured too; without
+``.zip`` files from ``save()``) the normalised score of every setting is measured too (sampled
+actions, as the paper evaluates, with the agent's own ``best_of_n``); without
 them the agents are randomly initialised on the dataset and only the timing columns are filled.
 
 Example::
@@ -268,7 +269,7 @@ def add_scores(args, agents, rows, buffer_metadata) -> None:
                 continue
             agent.sampler = dataclasses.replace(original, solver=row["solver"], n_steps=row["steps"])
             start = time.perf_counter()
-            result = evaluate(agent, env, args.episodes, deterministic=True, seed=0, reference=reference)
+            result = evaluate(agent, env, args.episodes, deterministic=False, seed=0, reference=reference)
             row.update(
                 score=result.normalized_mean,
                 score_std=result.normalized_std,

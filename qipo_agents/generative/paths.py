@@ -79,7 +79,7 @@ class OptimalTransportPath(ProbabilityPath):
     name = "ot"
     solvers = ("euler", "midpoint", "rk4")
 
-    def __init__(self, sigma_min: float = 1e-4, default_solver: str = "midpoint", default_steps: int = 5):
+    def __init__(self, sigma_min: float = 1e-4, default_solver: str = "midpoint", default_steps: int = 3):
         self.sigma_min = float(sigma_min)
         self.default_solver, self.default_steps = default_solver, default_steps
         self.check_solver(default_solver, default_steps)

@@ -7,7 +7,7 @@ class QIPOFlow(QIPO):
     """QIPO-OT: the policy is a flow-matching vector field on straight noise-to-action paths.
 
     Acting integrates the ODE with a fixed-step solver (``solver`` ``"euler"``, ``"midpoint"``
-    (default) or ``"rk4"``; ``n_sampling_steps`` defaults to 5 midpoint steps, 10 network
+    (default) or ``"rk4"``; ``n_sampling_steps`` defaults to 3 midpoint steps, 6 network
     evaluations). Fewer evaluations than diffusion make ``predict`` faster. Every other
     hyperparameter is documented on :class:`~qipo_agents.qipo.algorithm.QIPO`.
 

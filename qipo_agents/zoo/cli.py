@@ -232,7 +232,7 @@ def _command(args: list[str], device: str | None = None) -> str:
 @click.option("--video", type=click.Path(dir_okay=False), help="write the first episode to a .gif or .mp4")
 @click.option("--env", "env_id", help="evaluation env id (default: the run's, or the one recorded with the data)")
 @click.option("--device", default="auto", show_default=True)
-@click.option("--deterministic/--stochastic", default=None, help="[default: the run's setting, else deterministic]")
+@click.option("--deterministic/--stochastic", default=None, help="[default: the run's setting, else stochastic]")
 @_user_errors
 def eval_command(
     run_or_model: str,

@@ -106,7 +106,9 @@ class TaskConfig:
         eval_freq: gradient steps between evaluations (0: none during training).
         n_eval_episodes: episodes per evaluation during training.
         n_final_eval_episodes: episodes of the final evaluation (10 in the D4RL protocol).
-        deterministic_eval: act with ``predict(..., deterministic=True)`` when evaluating.
+        deterministic_eval: act with ``predict(..., deterministic=True)`` (the zero-noise central
+            action) when evaluating; False (default) samples one action from the policy, as QGPO and
+            the paper evaluate.
         checkpoint_freq: gradient steps between checkpoints (0: only on interruption).
         log_interval: gradient steps between logger dumps.
         hyperparams: keyword arguments of ``QIPO.__init__``.
@@ -126,7 +128,7 @@ class TaskConfig:
     eval_freq: int = _run_field(50_000, minimum=0)
     n_eval_episodes: int = _run_field(10, minimum=1)
     n_final_eval_episodes: int = _run_field(10, minimum=0)
-    deterministic_eval: bool = _run_field(True)
+    deterministic_eval: bool = _run_field(False)
     checkpoint_freq: int = _run_field(50_000, minimum=0)
     log_interval: int = _run_field(1_000, minimum=1)
     hyperparams: dict[str, Any] = _run_field(factory=dict)

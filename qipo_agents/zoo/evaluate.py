@@ -60,7 +60,7 @@ def evaluate_target(
         episodes: episodes to run (None: the run's ``n_final_eval_episodes``, else 10).
         video: write the first episode to this ``.gif`` / ``.mp4``.
         env_id: evaluation env for a bare model (default: the env recorded with its dataset).
-        deterministic: None: the run's ``deterministic_eval`` (True for a bare model).
+        deterministic: None: the run's ``deterministic_eval`` (sampled actions for a bare model).
     """
     from qipo_agents.qipo.algorithm import QIPO
 
@@ -83,7 +83,7 @@ def evaluate_target(
         env = make_env(name, render=video is not None)
         reference = reference_scores(agent.dataset_metadata)
         episodes = 10 if episodes is None else episodes
-        deterministic = True if deterministic is None else deterministic
+        deterministic = False if deterministic is None else deterministic
     frames: list | None = [] if video is not None else None
     try:
         result = evaluate(agent, env, episodes, deterministic, seed, reference=reference, render_frames=frames)

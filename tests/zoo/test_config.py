@@ -51,7 +51,7 @@ def test_gpu_profile_holds_the_papers_values(algo):
     medium_expert = zoo.resolve("hopper-medium-expert", "gpu")
     assert medium_expert.datasets == ("mujoco/hopper/medium-v0", "mujoco/hopper/expert-v0")
     assert zoo.resolve("walker2d-medium", "gpu").reference_scores == (1.629008, 4592.3)
-    expected_sampler = {"flow": ("midpoint", 5), "diffusion": ("dpm_solver_2", 15)}[algo]
+    expected_sampler = {"flow": ("midpoint", 3), "diffusion": ("dpm_solver_2", 15)}[algo]
     assert (hp["solver"], hp["n_sampling_steps"]) == expected_sampler
 
 
