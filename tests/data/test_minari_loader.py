@@ -149,6 +149,7 @@ def test_failed_download_becomes_dataset_not_found(minari_root, monkeypatch):
 def test_hanging_network_probe_is_bounded(monkeypatch):
     def hang(*args, **kwargs):
         time.sleep(5)
+        raise TimeoutError("the fake connection never completes")  # what a real one ends with
 
     monkeypatch.setattr(minari_loader, "PROBE_TIMEOUT_S", 0.2)
     monkeypatch.setattr(minari_loader.socket, "create_connection", hang)
