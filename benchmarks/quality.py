@@ -2,10 +2,11 @@
 
 Every method trains on the same aligned :class:`~qipo_agents.data.OfflineBuffer` for the same number
 of gradient steps (``--steps``) and seeds (``--seeds``), then is evaluated with the package's own
-``evaluate()`` (final evaluation, ``--episodes`` episodes) in the dataset's
-environment: QIPO agents sample one action per step (the paper's and QGPO's protocol), the d3rlpy
-policies act with their greedy action (the Gaussian mean for IQL), as d3rlpy evaluates them. The table reports the D4RL-normalised score (mean ± std over seeds of each seed's
-mean), the training wall-clock and gradient steps per second (medians over seeds).
+``evaluate()`` (final evaluation, ``--episodes`` episodes) in the dataset's environment: QIPO agents
+sample one action per step (the paper's and QGPO's protocol), the d3rlpy policies act with their
+greedy action (the Gaussian mean for IQL), as d3rlpy evaluates them. The table reports the
+D4RL-normalised score (mean ± std over seeds of each seed's mean), the training wall-clock and
+gradient steps per second (medians over seeds).
 
 Runs are interleaved: the outer loop is the seed, the inner loop the methods, rotated by one per
 seed, so a change of machine load is shared out between methods instead of hitting one.
@@ -346,7 +347,8 @@ def print_report(summary: list[dict[str, Any]], args, buffer: OfflineBuffer, env
     print(bu.markdown_table(headers, rows))
     print(
         f"\nNotes: {args.steps} gradient steps per method and seed; seeds {args.seeds}; final evaluation only, "
-        f"{args.episodes} episodes per seed, QIPO sampling its actions and the d3rlpy policies greedy, episode i of seed s reset with seed 1000 s + i "
+        f"{args.episodes} episodes per seed, QIPO sampling its actions and the d3rlpy policies greedy, "
+        "episode i of seed s reset with seed 1000 s + i "
         "(the same episodes for every method). Score: D4RL-normalised 100 (R - R_random) / (R_expert - R_random), "
         "mean ± std over seeds of each seed's mean; wall-clock and steps/s: medians over seeds, training only "
         "(QIPO includes its support sampling), CPU, "

@@ -55,6 +55,14 @@ def test_gpu_profile_holds_the_papers_values(algo):
     assert (hp["solver"], hp["n_sampling_steps"]) == expected_sampler
 
 
+@pytest.mark.parametrize("algo", ["flow", "diffusion"])
+def test_every_task_evaluates_by_sampling_actions_as_the_paper_does(algo):
+    zoo = ZooFile.load(algo)
+    for task in zoo.tasks:
+        for profile in ("gpu", "cpu"):
+            assert zoo.resolve(task, profile).deterministic_eval is False, (task, profile)
+
+
 def test_cpu_profile_is_a_smaller_budget_of_the_same_algorithm():
     zoo = ZooFile.load("flow")
     for task in zoo.tasks:
