@@ -22,6 +22,11 @@ Example::
 
     MINARI_DATASETS_PATH=/work/shared/datasets python benchmarks/quality.py --steps 60000 --seeds 0 1 2 \\
         --out results/quality_medium.json --plot results/quality_medium.png
+
+On a multi-core machine, seeds can run as parallel single-thread processes (``--threads 1 --seeds 0``,
+``--seeds 1``, ... each with its own ``--out``) and be put into one table afterwards with
+``--merge results/seed0.json results/seed1.json ...`` (the files must share dataset, budget,
+episodes and QIPO settings).
 """
 
 from __future__ import annotations
@@ -96,6 +101,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--save-dir", default=None, help="save every trained agent here (QIPO .zip, d3rlpy .d3)")
     parser.add_argument("--out", default=None, help="write all results as JSON here")
     parser.add_argument("--plot", default=None, help="write a PNG bar chart here")
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        default=None,
+        metavar="JSON",
+        help="build the table from --out files of earlier runs (e.g. seeds split across processes) instead of training",
+    )
     parser.add_argument(
         "--quick",
         action="store_true",
@@ -315,7 +327,7 @@ def summarise(runs: list[dict[str, Any]], methods: list[str]) -> list[dict[str, 
     return rows
 
 
-def print_report(summary: list[dict[str, Any]], args, buffer: OfflineBuffer, env_id: str, qipo_kwargs) -> None:
+def print_report(summary: list[dict[str, Any]], settings: dict[str, Any], environment: dict[str, Any]) -> None:
     first = summary[0]["label"] if summary else ""
     headers = [
         "method",
@@ -341,26 +353,26 @@ def print_report(summary: list[dict[str, Any]], args, buffer: OfflineBuffer, env
             ]
         )
     print(
-        f"\n## Quality on {' + '.join(buffer.metadata['dataset_ids'])} ({len(buffer)} transitions), "
-        f"evaluated in {env_id}\n"
+        f"\n## Quality on {' + '.join(settings['datasets'])} ({settings['n_transitions']} transitions), "
+        f"evaluated in {settings['env_id']}\n"
     )
     print(bu.markdown_table(headers, rows))
     print(
-        f"\nNotes: {args.steps} gradient steps per method and seed; seeds {args.seeds}; final evaluation only, "
-        f"{args.episodes} episodes per seed, QIPO sampling its actions and the d3rlpy policies greedy, "
+        f"\nNotes: {settings['steps']} gradient steps per method and seed; seeds {settings['seeds']}; "
+        f"final evaluation only, {settings['episodes']} episodes per seed, QIPO sampling its actions and the d3rlpy policies greedy, "
         "episode i of seed s reset with seed 1000 s + i "
         "(the same episodes for every method). Score: D4RL-normalised 100 (R - R_random) / (R_expert - R_random), "
         "mean ± std over seeds of each seed's mean; wall-clock and steps/s: medians over seeds, training only "
         "(QIPO includes its support sampling), CPU, "
-        f"{bu.environment_info()['torch_threads']} torch thread(s). One gradient step is one update call of the "
+        f"{environment['torch_threads']} torch thread(s) per process. One gradient step is one update call of the "
         "method: QIPO updates one network of its current phase; IQL updates V, Q and the actor; TD3+BC the critics "
         "(and the actor every 2nd step); BC the policy."
     )
-    for method in args.methods:
+    for method in settings["methods"]:
         if method in BASELINE_NOTES:
             print(f"- {LABELS[method]}: {BASELINE_NOTES[method]}.")
-        elif method in qipo_kwargs:
-            print(f"- {LABELS[method]}: {args.qipo_config}, as run: {qipo_kwargs[method]}.")
+        elif method in settings["qipo_kwargs_as_run"]:
+            print(f"- {LABELS[method]}: {settings['qipo_config']}, as run: {settings['qipo_kwargs_as_run'][method]}.")
 
 
 def plot(summary: list[dict[str, Any]], path: str, title: str) -> None:
@@ -386,6 +398,8 @@ def plot(summary: list[dict[str, Any]], path: str, title: str) -> None:
 # ---------------------------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
+    if args.merge:
+        return merge(args.merge, args.out, args.plot)
     bu.set_threads(args.threads)
     buffer = bu.load_buffer(args.dataset, args.max_transitions)
     env_id = bu.env_id_of(buffer.metadata, args.env)
@@ -443,33 +457,73 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             )
     env.close()
 
-    summary = summarise(runs, args.methods)
-    print_report(summary, args, buffer, env_id, qipo_kwargs)
+    settings = {
+        "datasets": buffer.metadata["dataset_ids"],
+        "n_transitions": len(buffer),
+        "env_id": env_id,
+        "reference_scores": reference,
+        "steps": args.steps,
+        "seeds": args.seeds,
+        "episodes": args.episodes,
+        "methods": args.methods,
+        "qipo_config": args.qipo_config,
+        "qipo_kwargs_as_run": qipo_kwargs,
+        "scale_renewals": not args.no_scale_renewals,
+        "baseline_notes": {m: BASELINE_NOTES[m] for m in args.methods if m in BASELINE_NOTES},
+    }
+    return report(settings, runs, bu.environment_info(), args.out, args.plot)
+
+
+def report(
+    settings: dict[str, Any],
+    runs: list[dict[str, Any]],
+    environment: dict[str, Any],
+    out: str | None,
+    plot_path: str | None,
+) -> dict[str, Any]:
+    """Summarise ``runs``, print the table, write the JSON and the plot."""
+    summary = summarise(runs, settings["methods"])
+    print_report(summary, settings, environment)
     payload = {
         "benchmark": "quality",
-        "environment": bu.environment_info(),
-        "settings": {
-            "datasets": buffer.metadata["dataset_ids"],
-            "n_transitions": len(buffer),
-            "env_id": env_id,
-            "reference_scores": reference,
-            "steps": args.steps,
-            "seeds": args.seeds,
-            "episodes": args.episodes,
-            "methods": args.methods,
-            "qipo_config": args.qipo_config,
-            "qipo_kwargs_as_run": qipo_kwargs,
-            "scale_renewals": not args.no_scale_renewals,
-            "baseline_notes": {m: BASELINE_NOTES[m] for m in args.methods if m in BASELINE_NOTES},
-        },
+        "environment": environment,
+        "settings": settings,
         "summary": summary,
         "runs": runs,
     }
-    if args.out:
-        bu.write_json(args.out, payload)
-    if args.plot and summary:
-        plot(summary, args.plot, f"{' + '.join(buffer.metadata['dataset_ids'])}, {args.steps} steps")
+    if out:
+        bu.write_json(out, payload)
+    if plot_path and summary:
+        plot(summary, plot_path, f"{' + '.join(settings['datasets'])}, {settings['steps']} steps")
     return payload
+
+
+# Settings that must agree between the JSON files of one table (seeds may differ: that is the point).
+MERGE_KEYS = ("datasets", "n_transitions", "env_id", "steps", "episodes", "qipo_kwargs_as_run", "scale_renewals")
+
+
+def merge(paths: list[str], out: str | None, plot_path: str | None) -> dict[str, Any]:
+    """One table from several ``--out`` files of this script, e.g. seeds run as parallel processes."""
+    import json
+
+    payloads = [json.loads(Path(path).read_text()) for path in paths]
+    first = payloads[0]["settings"]
+    for path, payload in zip(paths[1:], payloads[1:]):
+        for key in MERGE_KEYS:
+            if payload["settings"].get(key) != first.get(key):
+                raise SystemExit(f"cannot merge {path} with {paths[0]}: their `{key}` settings differ")
+    runs = [run for payload in payloads for run in payload["runs"]]
+    seen = set()
+    for run in runs:
+        if (run["method"], run["seed"]) in seen:
+            raise SystemExit(f"{run['method']} seed {run['seed']} appears in more than one file")
+        seen.add((run["method"], run["seed"]))
+    methods = [m for m in METHODS if any(r["method"] == m for r in runs)]
+    seeds = sorted({run["seed"] for run in runs})
+    settings = {**first, "methods": methods, "seeds": seeds, "merged_from": paths}
+    settings["baseline_notes"] = {m: BASELINE_NOTES[m] for m in methods if m in BASELINE_NOTES}
+    environment = {**payloads[0]["environment"], "processes": len(paths)}
+    return report(settings, runs, environment, out, plot_path)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from qipo_agents.qipo.critic import ExpectileQLearning, InSupportSoftmaxQLearnin
 from qipo_agents.qipo.policy import QIPOPolicy
 from qipo_agents.qipo.refinement import QWeightedRefinement
 from qipo_agents.qipo.schedule import BEHAVIOR, CRITIC, PHASES, PhaseSchedule
-from qipo_agents.qipo.support import SamplerConfig
+from qipo_agents.qipo.support import SamplerConfig, clip_actions
 
 CRITIC_TYPES = ("in_support_softmax", "expectile")
 
@@ -325,7 +325,7 @@ class QIPO(OfflineAlgorithm):
         guidance = self.beta if guidance_scale is None else float(guidance_scale)
         actions = self.sampler.sample(self.policy.actor_ema, repeated, noise, guidance=guidance)
         if n_candidates > 1:
-            actions = torch.maximum(torch.minimum(actions, self.action_high), self.action_low)
+            actions = clip_actions(actions, self.action_low, self.action_high)
             q = self.policy.critic.min_q(repeated, actions).view(n, n_candidates)
             best = q.argmax(dim=1)
             actions = actions.view(n, n_candidates, action_dim)[torch.arange(n, device=self.device), best]

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from qipo_agents.common.polyak import polyak_update
 from qipo_agents.data.device_buffer import DeviceBuffer, TransitionBatch
 from qipo_agents.qipo.policy import QIPOPolicy
-from qipo_agents.qipo.support import SamplerConfig, sample_support_actions
+from qipo_agents.qipo.support import SamplerConfig, clip_actions, sample_support_actions
 
 
 @dataclass(frozen=True)
@@ -88,18 +88,17 @@ class InSupportSoftmaxQLearning:
         self.next_support = self.sample_next_support(self.data.next_observations)
 
     def sample_next_support(self, next_observations: torch.Tensor) -> torch.Tensor:
-        """M behaviour actions ``(n, M, action_dim)`` for ``next_observations (n, obs_dim)``."""
-        return sample_support_actions(
+        """M behaviour actions ``(n, M, action_dim)``, clipped to the bounds, for ``next_observations (n, obs_dim)``."""
+        actions = sample_support_actions(
             self.policy.actor_ema,
             self.sampler,
             next_observations,
             self.n_support_actions,
-            self.action_low,
-            self.action_high,
             self.generator,
             chunk_size=self.chunk_size,
             guidance=0.0,
         )
+        return clip_actions(actions, self.action_low, self.action_high)
 
     def train_step(self) -> CriticLoss:
         batch = self.data.sample(self.batch_size, self.generator)

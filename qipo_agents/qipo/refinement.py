@@ -19,7 +19,7 @@ from qipo_agents.generative.losses import energy_weighted_loss
 from qipo_agents.generative.paths import ProbabilityPath
 from qipo_agents.generative.weights import effective_sample_size, energy_weights
 from qipo_agents.qipo.policy import QIPOPolicy
-from qipo_agents.qipo.support import SamplerConfig, sample_support_actions
+from qipo_agents.qipo.support import SamplerConfig, clip_actions, sample_support_actions
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,8 @@ class PolicyLoss:
 @dataclass
 class SupportSet:
     """Support actions of ``n`` states: ``state_indices (n,)`` rows of the dataset,
-    ``actions (n, K, action_dim)`` and their critic values ``q_values (n, K)``."""
+    ``actions (n, K, action_dim)`` as sampled (the policy trains on them) and the critic values
+    of their clipped versions, the actions an environment would execute, ``q_values (n, K)``."""
 
     state_indices: torch.Tensor
     actions: torch.Tensor
@@ -111,8 +112,6 @@ class QWeightedRefinement:
             self.sampler,
             observations,
             self.n_support_actions,
-            self.action_low,
-            self.action_high,
             self.generator,
             chunk_size=self.chunk_size,
             guidance=self.beta,
@@ -124,7 +123,7 @@ class QWeightedRefinement:
         states_per_chunk = max(1, self.chunk_size // k)
         for start in range(0, n_states, states_per_chunk):
             obs = observations[start : start + states_per_chunk]
-            acts = actions[start : start + states_per_chunk]
+            acts = clip_actions(actions[start : start + states_per_chunk], self.action_low, self.action_high)
             q = self.policy.critic.min_q(obs.repeat_interleave(k, dim=0), acts.reshape(-1, action_dim))
             q_values[start : start + obs.shape[0]] = q.view(obs.shape[0], k)
         self.support = SupportSet(indices, actions, q_values)

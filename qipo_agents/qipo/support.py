@@ -2,6 +2,11 @@
 
 Sampling is batched in chunks of states so memory stays bounded for 10^6 states; each chunk is
 one call of the path's sampler on ``chunk * M`` (state, noise) pairs.
+
+Samples are returned as the model draws them, not clipped to the action bounds: the refinement
+trains the policy on its own support, and clipped samples would move the mass the model puts past
+a bound onto the bound itself, a little more at every renewal. Whoever scores or executes an
+action clips it first (:func:`clip_actions`).
 """
 
 from __future__ import annotations
@@ -47,19 +52,16 @@ def sample_support_actions(
     sampler: SamplerConfig,
     observations: torch.Tensor,
     n_actions: int,
-    action_low: torch.Tensor,
-    action_high: torch.Tensor,
     generator: torch.Generator,
     chunk_size: int = 16_384,
     guidance: float | None = None,
 ) -> torch.Tensor:
-    """``n_actions`` actions per state, clipped to the action bounds.
+    """``n_actions`` actions per state, as sampled (unclipped).
 
     Args:
         network: the policy's field network (conditioned on observations).
         observations: normalised states ``(N, obs_dim)``.
         n_actions: ``M``, actions per state.
-        action_low, action_high: bounds ``(action_dim,)``.
         chunk_size: (state, action) pairs per sampler call.
         guidance: guidance scale for a guidance-conditioned network.
 
@@ -75,4 +77,9 @@ def sample_support_actions(
         noise = torch.randn(repeated.shape[0], action_dim, device=obs.device, generator=generator)
         actions = sampler.sample(network, repeated, noise, guidance=guidance)
         out[start : start + obs.shape[0]] = actions.view(obs.shape[0], n_actions, action_dim)
-    return torch.maximum(torch.minimum(out, action_high), action_low)
+    return out
+
+
+def clip_actions(actions: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+    """``actions (..., action_dim)`` clipped to the bounds ``low, high (action_dim,)``."""
+    return torch.maximum(torch.minimum(actions, high), low)

@@ -102,3 +102,18 @@ def test_renew_interval_scales_with_the_refinement_phase(agent_class, bandit_dat
     agent.learn(total_timesteps=70)  # 20 refinement steps
     assert agent.scheduled_renew_interval == 10
     assert agent._phase.n_renewals == 2  # as many renewals as the configured schedule has
+
+
+def test_refinement_trains_on_raw_samples_and_scores_the_executed_actions(agent_class, bandit_data):
+    """Support actions stay as sampled (training on clipped ones would pile the policy's mass onto
+    the bounds a little more at each renewal); their Q-values are those of the clipped actions."""
+    agent = agent_class("MlpPolicy", bandit_data, reward_scaling="none", **TINY)
+    agent.learn()
+    support = agent._phase.support
+    assert (support.actions.abs() > 1).any(), "a barely trained model samples past the bounds"
+    n_states, k, action_dim = support.actions.shape
+    executed = support.actions.clamp(-1.0, 1.0).reshape(-1, action_dim)
+    observations = agent.data.observations[support.state_indices].repeat_interleave(k, dim=0)
+    with torch.inference_mode():
+        expected = agent.policy.critic.min_q(observations, executed).view(n_states, k)
+    torch.testing.assert_close(support.q_values, expected)
