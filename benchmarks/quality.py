@@ -498,8 +498,9 @@ def report(
     return payload
 
 
-# Settings that must agree between the JSON files of one table (seeds may differ: that is the point).
-MERGE_KEYS = ("datasets", "n_transitions", "env_id", "steps", "episodes", "qipo_kwargs_as_run", "scale_renewals")
+# Settings that must agree between the JSON files of one table (seeds and methods may differ: that
+# is the point; a QIPO method's hyperparameters must agree wherever it appears).
+MERGE_KEYS = ("datasets", "n_transitions", "env_id", "steps", "episodes", "scale_renewals")
 
 
 def merge(paths: list[str], out: str | None, plot_path: str | None) -> dict[str, Any]:
@@ -512,6 +513,11 @@ def merge(paths: list[str], out: str | None, plot_path: str | None) -> dict[str,
         for key in MERGE_KEYS:
             if payload["settings"].get(key) != first.get(key):
                 raise SystemExit(f"cannot merge {path} with {paths[0]}: their `{key}` settings differ")
+    qipo_kwargs: dict[str, Any] = {}
+    for path, payload in zip(paths, payloads):
+        for method, kwargs in payload["settings"]["qipo_kwargs_as_run"].items():
+            if qipo_kwargs.setdefault(method, kwargs) != kwargs:
+                raise SystemExit(f"cannot merge {path}: its {method} hyperparameters differ from an earlier file's")
     runs = [run for payload in payloads for run in payload["runs"]]
     seen = set()
     for run in runs:
@@ -520,7 +526,7 @@ def merge(paths: list[str], out: str | None, plot_path: str | None) -> dict[str,
         seen.add((run["method"], run["seed"]))
     methods = [m for m in METHODS if any(r["method"] == m for r in runs)]
     seeds = sorted({run["seed"] for run in runs})
-    settings = {**first, "methods": methods, "seeds": seeds, "merged_from": paths}
+    settings = {**first, "methods": methods, "seeds": seeds, "qipo_kwargs_as_run": qipo_kwargs, "merged_from": paths}
     settings["baseline_notes"] = {m: BASELINE_NOTES[m] for m in methods if m in BASELINE_NOTES}
     environment = {**payloads[0]["environment"], "processes": len(paths)}
     return report(settings, runs, environment, out, plot_path)
