@@ -32,6 +32,7 @@ episodes and QIPO settings).
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -505,8 +506,6 @@ MERGE_KEYS = ("datasets", "n_transitions", "env_id", "steps", "episodes", "scale
 
 def merge(paths: list[str], out: str | None, plot_path: str | None) -> dict[str, Any]:
     """One table from several ``--out`` files of this script, e.g. seeds run as parallel processes."""
-    import json
-
     payloads = [json.loads(Path(path).read_text()) for path in paths]
     first = payloads[0]["settings"]
     for path, payload in zip(paths[1:], payloads[1:]):

@@ -97,12 +97,10 @@ def probe(agent, observations: torch.Tensor, dataset_actions: torch.Tensor, seed
     }
 
 
-def run_setting(args: argparse.Namespace, overrides: dict[str, Any], env) -> list[dict[str, Any]]:
+def run_setting(args: argparse.Namespace, overrides: dict[str, Any], buffer, env) -> list[dict[str, Any]]:
+    """Reload the saved agent with ``overrides``, attach ``buffer`` and refine it chunk by chunk."""
     agent = QIPO.load(args.agent, device="cpu", **overrides)  # QIPOFlow or QIPODiffusion, as saved
-    dataset_ids = args.dataset or agent.dataset_metadata.get("dataset_ids")
-    if not dataset_ids:
-        raise SystemExit(f"{args.agent} does not record its dataset: pass --dataset")
-    agent.set_dataset(bu.load_buffer(dataset_ids))
+    agent.set_dataset(buffer)
     reference = reference_scores(agent.dataset_metadata)
     picker = torch.Generator().manual_seed(args.seed)
     rows = torch.randperm(len(agent.data), generator=picker)[:N_PROBE_STATES].to(agent.device)
@@ -133,12 +131,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     settings = [json.loads(text) for text in args.hyperparams]
     from qipo_agents.zoo.envs import make_env
 
-    env = None
-    if args.episodes:
-        env = make_env(bu.env_id_of(QIPO.load(args.agent, device="cpu").dataset_metadata, args.env))
-    results = []
-    for overrides in settings:
-        results.append({"setting": overrides, "records": run_setting(args, overrides, env)})
+    saved = QIPO.load(args.agent, device="cpu")  # read once for its dataset and env
+    dataset_ids = args.dataset or saved.dataset_metadata.get("dataset_ids")
+    if not dataset_ids:
+        raise SystemExit(f"{args.agent} does not record its dataset: pass --dataset")
+    buffer = bu.load_buffer(dataset_ids)  # shared by every setting
+    env = make_env(bu.env_id_of(saved.dataset_metadata, args.env)) if args.episodes else None
+    results = [{"setting": overrides, "records": run_setting(args, overrides, buffer, env)} for overrides in settings]
 
     headers = [
         "setting",
