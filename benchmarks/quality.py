@@ -4,7 +4,10 @@ Every method trains on the same aligned :class:`~qipo_agents.data.OfflineBuffer`
 of gradient steps (``--steps``) and seeds (``--seeds``), then is evaluated with the package's own
 ``evaluate()`` (final evaluation, ``--episodes`` episodes) in the dataset's environment: QIPO agents
 sample one action per step (the paper's and QGPO's protocol), the d3rlpy policies act with their
-greedy action (the Gaussian mean for IQL), as d3rlpy evaluates them. The table reports the
+greedy action (the Gaussian mean for IQL), as d3rlpy evaluates them, or with actions sampled from
+their stochastic actor (``--baseline-actions sampled``; IQL's only, TD3+BC and BC are
+deterministic). ``--load-dir`` evaluates the agents an earlier run saved with ``--save-dir``
+instead of training them again (e.g. to score the same IQL models with sampled actions). The table reports the
 D4RL-normalised score (mean ± std over seeds of each seed's mean), the training wall-clock and
 gradient steps per second (medians over seeds).
 
@@ -51,6 +54,7 @@ LABELS = {
     "td3bc": "TD3+BC (d3rlpy)",
     "bc": "BC (d3rlpy)",
 }
+STOCHASTIC_BASELINES = ("iql",)  # d3rlpy methods whose sample_action differs from predict
 BASELINE_NOTES = {
     "iql": "d3rlpy IQLConfig defaults (actor/critic lr 3e-4, batch 256, expectile 0.7, weight_temp 3.0, "
     "max_weight 100, gamma 0.99, tau 0.005, 2 critics) plus its D4RL reproduction script: "
@@ -99,7 +103,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--max-transitions", type=int, default=None, help="train on the first whole episodes only (smoke runs)"
     )
+    parser.add_argument(
+        "--baseline-actions",
+        choices=("greedy", "sampled"),
+        default="greedy",
+        help="how the d3rlpy policies act: greedy (d3rlpy's protocol; IQL's Gaussian mean) or sampled from "
+        "the stochastic actor (IQL; TD3+BC and BC are deterministic either way)",
+    )
     parser.add_argument("--save-dir", default=None, help="save every trained agent here (QIPO .zip, d3rlpy .d3)")
+    parser.add_argument(
+        "--load-dir",
+        default=None,
+        help="evaluate the agents an earlier run saved with --save-dir instead of training (timing columns stay empty)",
+    )
     parser.add_argument("--out", default=None, help="write all results as JSON here")
     parser.add_argument("--plot", default=None, help="write a PNG bar chart here")
     parser.add_argument(
@@ -211,17 +227,20 @@ class D3rlpyPolicy:
     """A trained d3rlpy algorithm behind SB3's ``predict`` (what ``evaluate()`` calls).
 
     d3rlpy's ``algo.predict`` takes a batch ``(n, obs_dim)`` and returns its greedy actions
-    ``(n, action_dim)`` (the deterministic actor, the Gaussian mean for IQL); they are clipped to the
-    action space as QIPO's ``predict`` clips its own.
+    ``(n, action_dim)`` (the deterministic actor, the Gaussian mean for IQL); ``algo.sample_action``
+    draws from the stochastic actor instead (``sampled=True``). Actions are clipped to the action
+    space as QIPO's ``predict`` clips its own.
     """
 
-    def __init__(self, algo, observation_space, action_space):
+    def __init__(self, algo, observation_space, action_space, sampled: bool = False):
         self.algo, self.observation_space, self.action_space = algo, observation_space, action_space
+        self.sampled = sampled
 
     def predict(self, observation, state=None, episode_start=None, deterministic: bool = True):
-        """Greedy actions whatever ``deterministic`` says (d3rlpy's own evaluation protocol)."""
+        """Greedy or sampled actions as chosen at construction, whatever ``deterministic`` says."""
         obs = np.asarray(observation, dtype=np.float32)
-        actions = self.algo.predict(obs.reshape(-1, self.observation_space.shape[0]))
+        act = self.algo.sample_action if self.sampled else self.algo.predict
+        actions = act(obs.reshape(-1, self.observation_space.shape[0]))
         actions = np.clip(actions, self.action_space.low, self.action_space.high).astype(self.action_space.dtype)
         return (actions[0] if obs.ndim == 1 else actions), None
 
@@ -271,7 +290,7 @@ def train_qipo(method: str, buffer: OfflineBuffer, kwargs: dict[str, Any], steps
     return agent, agent, time.perf_counter() - start
 
 
-def train_d3rlpy(method: str, buffer: OfflineBuffer, mdp_dataset, steps: int, seed: int):
+def train_d3rlpy(method: str, buffer: OfflineBuffer, mdp_dataset, steps: int, seed: int, sampled: bool):
     d3rlpy = import_d3rlpy()
     d3rlpy.seed(seed)
     algo = make_d3rlpy_algo(method, buffer, steps)
@@ -285,20 +304,39 @@ def train_d3rlpy(method: str, buffer: OfflineBuffer, mdp_dataset, steps: int, se
         save_interval=10**9,
     )
     train_s = time.perf_counter() - start
-    return algo, D3rlpyPolicy(algo, buffer.observation_space, buffer.action_space), train_s
+    return algo, D3rlpyPolicy(algo, buffer.observation_space, buffer.action_space, sampled), train_s
+
+
+def model_path(directory: str, method: str, seed: int) -> Path:
+    """Where ``--save-dir`` puts (and ``--load-dir`` finds) one agent: ``METHOD_seedS.zip`` / ``.d3``."""
+    return (Path(directory) / f"{method}_seed{seed}").with_suffix(".zip" if method.startswith("qipo_") else ".d3")
 
 
 def save_model(save_dir: str, method: str, seed: int, model) -> str:
-    path = Path(save_dir) / f"{method}_seed{seed}"
+    path = model_path(save_dir, method, seed)
     path.parent.mkdir(parents=True, exist_ok=True)
     if method.startswith("qipo_"):
         return str(model.save(path))
-    model.save(str(path.with_suffix(".d3")))
-    return str(path.with_suffix(".d3"))
+    model.save(str(path))
+    return str(path)
+
+
+def load_model(load_dir: str, method: str, seed: int, buffer: OfflineBuffer, sampled: bool):
+    """An agent saved by an earlier run, as ``train_*`` returns it (training time unknown: ``None``)."""
+    path = model_path(load_dir, method, seed)
+    if not path.exists():
+        raise SystemExit(f"--load-dir: no saved {method} agent for seed {seed} at {path}")
+    if method.startswith("qipo_"):
+        agent = bu.agent_classes()[method.removeprefix("qipo_")].load(path, device="cpu")
+        return agent, agent, None
+    d3rlpy = import_d3rlpy()
+    d3rlpy.seed(seed)  # the sampled actions' random stream
+    algo = d3rlpy.load_learnable(str(path), device="cpu:0")
+    return algo, D3rlpyPolicy(algo, buffer.observation_space, buffer.action_space, sampled), None
 
 
 # ---------------------------------------------------------------------------------------------- report
-def summarise(runs: list[dict[str, Any]], methods: list[str]) -> list[dict[str, Any]]:
+def summarise(runs: list[dict[str, Any]], methods: list[str], baseline_actions: str) -> list[dict[str, Any]]:
     rows = []
     reference_speed = None
     for method in methods:
@@ -312,7 +350,8 @@ def summarise(runs: list[dict[str, Any]], methods: list[str]) -> list[dict[str, 
         rows.append(
             {
                 "method": method,
-                "label": LABELS[method],
+                "label": LABELS[method]
+                + (", sampled actions" if baseline_actions == "sampled" and method in STOCHASTIC_BASELINES else ""),
                 "n_seeds": len(mine),
                 "score_mean": float(np.mean(scores)) if scores else None,
                 "score_std": float(np.std(scores)) if scores else None,
@@ -360,7 +399,8 @@ def print_report(summary: list[dict[str, Any]], settings: dict[str, Any], enviro
     print(bu.markdown_table(headers, rows))
     print(
         f"\nNotes: {settings['steps']} gradient steps per method and seed; seeds {settings['seeds']}; "
-        f"final evaluation only, {settings['episodes']} episodes per seed, QIPO sampling its actions and the d3rlpy policies greedy, "
+        f"final evaluation only, {settings['episodes']} episodes per seed, QIPO sampling its actions, the d3rlpy policies "
+        f"acting with {merge_setting(settings, 'baseline_actions')} actions, "
         "episode i of seed s reset with seed 1000 s + i "
         "(the same episodes for every method). Score: D4RL-normalised 100 (R - R_random) / (R_expert - R_random), "
         "mean ± std over seeds of each seed's mean; wall-clock and steps/s: medians over seeds, training only "
@@ -410,13 +450,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     qipo_methods = [m for m in args.methods if m.startswith("qipo_")]
     qipo_kwargs: dict[str, dict[str, Any]] = {}
-    if qipo_methods:
+    if qipo_methods and args.load_dir is None:  # loaded agents carry their own hyperparameters
         config = bu.load_qipo_config(args.qipo_config)
         for method in qipo_methods:
             algo = method.removeprefix("qipo_")
             qipo_kwargs[method] = bu.scale_to_budget(config[algo], args.steps, not args.no_scale_renewals)
     mdp_dataset = None
-    if any(not m.startswith("qipo_") for m in args.methods):
+    if args.load_dir is None and any(not m.startswith("qipo_") for m in args.methods):
         start = time.perf_counter()
         mdp_dataset = to_mdp_dataset(buffer)
         print(f"d3rlpy dataset built and checked against the buffer in {time.perf_counter() - start:.1f} s")
@@ -427,10 +467,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     runs: list[dict[str, Any]] = []
     for seed_index, seed in enumerate(args.seeds):
         for method in bu.rotated(args.methods, seed_index):
-            if method.startswith("qipo_"):
+            sampled = args.baseline_actions == "sampled"
+            if args.load_dir is not None:
+                model, policy, train_s = load_model(args.load_dir, method, seed, buffer, sampled)
+            elif method.startswith("qipo_"):
                 model, policy, train_s = train_qipo(method, buffer, qipo_kwargs[method], args.steps, seed)
             else:
-                model, policy, train_s = train_d3rlpy(method, buffer, mdp_dataset, args.steps, seed)
+                model, policy, train_s = train_d3rlpy(method, buffer, mdp_dataset, args.steps, seed, sampled)
             start = time.perf_counter()
             result = evaluate(policy, env, args.episodes, deterministic=False, seed=1000 * seed, reference=reference)
             eval_s = time.perf_counter() - start
@@ -439,7 +482,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "seed": seed,
                 "steps": args.steps,
                 "train_s": train_s,
-                "steps_per_s": args.steps / train_s if train_s > 0 else float("nan"),
+                "steps_per_s": args.steps / train_s if train_s else None,
                 "eval_s": eval_s,
                 "normalized_score": result.normalized_mean,
                 "normalized_std_over_episodes": result.normalized_std,
@@ -451,8 +494,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 run["saved_to"] = save_model(args.save_dir, method, seed, model)
             runs.append(run)
             score = "" if result.normalized_mean is None else f", normalised {result.normalized_mean:.1f}"
+            trained = "loaded" if train_s is None else f"{train_s:.1f} s training ({run['steps_per_s']:.0f} steps/s)"
             print(
-                f"[seed {seed}] {LABELS[method]}: {train_s:.1f} s training ({run['steps_per_s']:.0f} steps/s), "
+                f"[seed {seed}] {LABELS[method]}: {trained}, "
                 f"return {result.mean_return:.0f}{score}, evaluation {eval_s:.1f} s",
                 flush=True,
             )
@@ -470,6 +514,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "qipo_config": args.qipo_config,
         "qipo_kwargs_as_run": qipo_kwargs,
         "scale_renewals": not args.no_scale_renewals,
+        "baseline_actions": args.baseline_actions,
+        "loaded_from": args.load_dir,
         "baseline_notes": {m: BASELINE_NOTES[m] for m in args.methods if m in BASELINE_NOTES},
     }
     return report(settings, runs, bu.environment_info(), args.out, args.plot)
@@ -483,7 +529,7 @@ def report(
     plot_path: str | None,
 ) -> dict[str, Any]:
     """Summarise ``runs``, print the table, write the JSON and the plot."""
-    summary = summarise(runs, settings["methods"])
+    summary = summarise(runs, settings["methods"], merge_setting(settings, "baseline_actions"))
     print_report(summary, settings, environment)
     payload = {
         "benchmark": "quality",
@@ -501,7 +547,12 @@ def report(
 
 # Settings that must agree between the JSON files of one table (seeds and methods may differ: that
 # is the point; a QIPO method's hyperparameters must agree wherever it appears).
-MERGE_KEYS = ("datasets", "n_transitions", "env_id", "steps", "episodes", "scale_renewals")
+MERGE_KEYS = ("datasets", "n_transitions", "env_id", "steps", "episodes", "scale_renewals", "baseline_actions")
+
+
+def merge_setting(settings: dict[str, Any], key: str) -> Any:
+    """A setting of a result file; files written before ``--baseline-actions`` existed acted greedily."""
+    return settings.get(key, "greedy" if key == "baseline_actions" else None)
 
 
 def merge(paths: list[str], out: str | None, plot_path: str | None) -> dict[str, Any]:
@@ -510,7 +561,7 @@ def merge(paths: list[str], out: str | None, plot_path: str | None) -> dict[str,
     first = payloads[0]["settings"]
     for path, payload in zip(paths[1:], payloads[1:]):
         for key in MERGE_KEYS:
-            if payload["settings"].get(key) != first.get(key):
+            if merge_setting(payload["settings"], key) != merge_setting(first, key):
                 raise SystemExit(f"cannot merge {path} with {paths[0]}: their `{key}` settings differ")
     qipo_kwargs: dict[str, Any] = {}
     for path, payload in zip(paths, payloads):
@@ -526,6 +577,7 @@ def merge(paths: list[str], out: str | None, plot_path: str | None) -> dict[str,
     methods = [m for m in METHODS if any(r["method"] == m for r in runs)]
     seeds = sorted({run["seed"] for run in runs})
     settings = {**first, "methods": methods, "seeds": seeds, "qipo_kwargs_as_run": qipo_kwargs, "merged_from": paths}
+    settings["baseline_actions"] = merge_setting(first, "baseline_actions")
     settings["baseline_notes"] = {m: BASELINE_NOTES[m] for m in methods if m in BASELINE_NOTES}
     environment = {**payloads[0]["environment"], "processes": len(paths)}
     return report(settings, runs, environment, out, plot_path)
