@@ -168,7 +168,10 @@ class Phases:
     """The package's phase objects of one agent type on one dataset, ready to be timed."""
 
     def __init__(self, agent_class, data: dict[str, np.ndarray], kwargs: dict[str, Any], start_cap: int | None):
-        self.agent = agent_class("MlpPolicy", data, seed=0, device="cpu", **kwargs)
+        # both critics are timed whichever the profile uses; the projection uses the profile's
+        self.critic_type = kwargs.get("critic_type", "in_support_softmax")
+        softmax_kwargs = {**kwargs, "critic_type": "in_support_softmax"}
+        self.agent = agent_class("MlpPolicy", data, seed=0, device="cpu", **softmax_kwargs)
         expectile_kwargs = {**kwargs, "critic_type": "expectile"}
         self.agent_expectile = agent_class("MlpPolicy", data, seed=0, device="cpu", **expectile_kwargs)
         self.n, self.start_cap = len(self.agent.data), start_cap
@@ -251,9 +254,13 @@ def summarise(agent_name: str, size: int, phases: Phases, samples) -> dict[str, 
     rate = {name: 1.0 / med[name] for name in STEP_ITEMS}
     renew_states = min(agent.n_support_states or size, size)
     n_renewals = math.ceil(agent.policy_steps / agent.renew_interval) if agent.policy_steps else 0
+    if phases.critic_type == "expectile":
+        projected_critic = agent.critic_steps * med["critic_expectile"]
+    else:
+        projected_critic = agent.critic_steps * med["critic_softmax"] + med["critic_start"]
     projected = {
         "behavior": agent.behavior_steps * med["behavior"],
-        "critic": agent.critic_steps * med["critic_softmax"] + med["critic_start"],
+        "critic": projected_critic,
         "policy": agent.policy_steps * med["policy"] + n_renewals * med["renew"],
     }
     return {
@@ -270,8 +277,11 @@ def summarise(agent_name: str, size: int, phases: Phases, samples) -> dict[str, 
             "renew": renew_states * agent.n_support_actions / med["renew"],
             "critic_start": size * agent.n_support_actions / med["critic_start"],
         },
+        "critic_type": phases.critic_type,
         "amortised_steps_per_s": {
-            "critic_softmax": agent.critic_steps / projected["critic"] if agent.critic_steps else None,
+            "critic_softmax": agent.critic_steps / (agent.critic_steps * med["critic_softmax"] + med["critic_start"])
+            if agent.critic_steps
+            else None,
             "policy": agent.policy_steps / projected["policy"] if agent.policy_steps else None,
         },
         "projected_learn_s": {**projected, "total": sum(projected.values())},
@@ -340,7 +350,9 @@ def print_report(args, rows) -> None:
                 f"{r['size']:,} x {r['n_support_actions']}",
                 bu.fmt_sig(r["support_actions_per_s"]["renew"]),
                 bu.fmt(total / 60, 1),
-                f"{100 * r['critic_start_s'] / total:.0f} %",
+                "not used (expectile critic)"
+                if r["critic_type"] == "expectile"
+                else f"{100 * r['critic_start_s'] / total:.0f} %",
             ]
         )
     print(bu.markdown_table(headers, table))
@@ -351,7 +363,8 @@ def print_report(args, rows) -> None:
         + f"; {args.qipo_config}; medians over up to {args.repeats} interleaved repeats of {args.steps}-step blocks "
         f"(items stop repeating after {args.item_budget:.0f} s); CPU, {torch.get_num_threads()} torch thread(s). "
         "'incl.' rates spread the sampling over the phase: the critic's start() over critic_steps, one renew() every "
-        f"renew_interval steps. Projected learn(): the profile's schedule {schedule} at these rates "
+        f"renew_interval steps. Projected learn(): the profile's schedule {schedule} and its critic "
+        f"({rows[0]['critic_type'] if rows else ''}) at these rates "
         "(sampled actions/s: renew(), which also runs the critic on every support action)."
     )
 
