@@ -465,9 +465,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     env = make_env(env_id)
     runs: list[dict[str, Any]] = []
+    sampled = args.baseline_actions == "sampled"
     for seed_index, seed in enumerate(args.seeds):
         for method in bu.rotated(args.methods, seed_index):
-            sampled = args.baseline_actions == "sampled"
             if args.load_dir is not None:
                 model, policy, train_s = load_model(args.load_dir, method, seed, buffer, sampled)
             elif method.startswith("qipo_"):
