@@ -233,6 +233,11 @@ def _command(args: list[str], device: str | None = None) -> str:
 @click.option("--env", "env_id", help="evaluation env id (default: the run's, or the one recorded with the data)")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--deterministic/--stochastic", default=None, help="[default: the run's setting, else stochastic]")
+@click.option(
+    "--best-of-n",
+    type=click.IntRange(min=1),
+    help="act with the best of N sampled actions by Q [default: the agent's own best_of_n]",
+)
 @_user_errors
 def eval_command(
     run_or_model: str,
@@ -242,11 +247,12 @@ def eval_command(
     env_id: str | None,
     device: str,
     deterministic: bool | None,
+    best_of_n: int | None,
 ) -> None:
     """Evaluate a run folder's agent (or a saved agent zip): mean ± std return and D4RL-normalised score."""
     from qipo_agents.zoo.evaluate import evaluate_target
 
-    evaluated = evaluate_target(run_or_model, episodes, seed, video, env_id, device, deterministic)
+    evaluated = evaluate_target(run_or_model, episodes, seed, video, env_id, device, deterministic, best_of_n)
     click.echo(f"{evaluated.model} in {evaluated.env_id}: {evaluated.result}")
     if evaluated.video is not None:
         click.echo(f"video of episode 1: {evaluated.video}")

@@ -53,6 +53,7 @@ def evaluate_target(
     env_id: str | None = None,
     device: str = "auto",
     deterministic: bool | None = None,
+    best_of_n: int | None = None,
 ) -> Evaluated:
     """Evaluate the agent of a run folder (its config's env and reference scores) or of a model zip.
 
@@ -61,6 +62,7 @@ def evaluate_target(
         video: write the first episode to this ``.gif`` / ``.mp4``.
         env_id: evaluation env for a bare model (default: the env recorded with its dataset).
         deterministic: None: the run's ``deterministic_eval`` (sampled actions for a bare model).
+        best_of_n: act with the best of N sampled actions by Q (None: the agent's own ``best_of_n``).
     """
     from qipo_agents.qipo.algorithm import QIPO
 
@@ -69,6 +71,10 @@ def evaluate_target(
         use_offscreen_rendering()
     path, run = locate_model(target)
     agent = QIPO.load(path, device=device)
+    if best_of_n is not None:
+        if best_of_n < 1:
+            raise ConfigError(f"best_of_n must be >= 1, got {best_of_n}")
+        agent.best_of_n = best_of_n
     if run is not None and env_id is None:
         config = run["config"]
         env = make_task_env(config, render=video is not None)

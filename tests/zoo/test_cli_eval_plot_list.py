@@ -8,6 +8,7 @@ import zipfile
 
 import pytest
 
+from qipo_agents import QIPO
 from qipo_agents.zoo.plot import load_curve
 from qipo_agents.zoo.sources import BUILTIN_DIR
 
@@ -23,6 +24,24 @@ def test_eval_a_run_folder_and_a_model_file(trained_run):
     assert "over 1 episodes, D4RL-normalised score" in result.output
     # a bare model finds its env in the dataset metadata it saved
     assert "in Hopper-v5" in invoke("eval", model, "--episodes", "1").output
+
+
+def test_eval_best_of_n_overrides_the_saved_choice(trained_run, monkeypatch):
+    import qipo_agents.zoo.evaluate as zoo_evaluate
+
+    seen = []
+    real_evaluate = zoo_evaluate.evaluate
+
+    def recording_evaluate(agent, *args, **kwargs):
+        seen.append(agent.best_of_n)
+        return real_evaluate(agent, *args, **kwargs)
+
+    monkeypatch.setattr(zoo_evaluate, "evaluate", recording_evaluate)
+    saved = QIPO.load(trained_run / "hopper-medium-mini.zip", device="cpu").best_of_n
+    invoke("eval", trained_run, "--episodes", "1")
+    invoke("eval", trained_run, "--episodes", "1", "--best-of-n", "3")
+    assert seen == [saved, 3]
+    assert "--best-of-n" in invoke("eval", trained_run, "--best-of-n", "0", expect=2).output
 
 
 def test_eval_writes_a_gif_of_one_episode(trained_run, tmp_path, monkeypatch):
