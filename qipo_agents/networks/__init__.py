@@ -1,6 +1,6 @@
 """Neural networks (``nn.Module`` only): embeddings, field backbones, critics."""
 
-from qipo_agents.networks.critics import TwinQNetwork, ValueNetwork
+from qipo_agents.networks.critics import QEnsemble, ValueNetwork
 from qipo_agents.networks.embeddings import GaussianFourierProjection, ScalarEmbedding
 from qipo_agents.networks.field import FieldNetwork, ResidualBlock
 
@@ -9,6 +9,6 @@ __all__ = [
     "GaussianFourierProjection",
     "ResidualBlock",
     "ScalarEmbedding",
-    "TwinQNetwork",
+    "QEnsemble",
     "ValueNetwork",
 ]

@@ -1,4 +1,4 @@
-"""Critics: twin Q-networks ``Q(s, a)`` and a state-value network ``V(s)``."""
+"""Critics: an ensemble of Q-networks ``Q(s, a)`` and a state-value network ``V(s)``."""
 
 from __future__ import annotations
 
@@ -18,24 +18,30 @@ def mlp(in_dim: int, hidden_dims: Sequence[int], out_dim: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class TwinQNetwork(nn.Module):
-    """Two independent Q MLPs (QGPO: ``[256, 256, 256]``, ReLU).
+class QEnsemble(nn.Module):
+    """``n_critics`` independent Q MLPs (QGPO: two, ``[256, 256, 256]``, ReLU).
 
-    ``forward(obs (batch, obs_dim), action (batch, act_dim)) -> (q1, q2)``, each ``(batch,)``;
-    :meth:`min_q` is the pessimistic ``min(q1, q2)`` used when the critic is consumed.
+    ``forward(obs (batch, obs_dim), action (batch, action_dim))`` returns one ``(batch,)`` tensor
+    per member; :meth:`min_q` is the pessimistic minimum over the members, used wherever the critic
+    is consumed (targets, support weights, best-of-N). More members make that minimum penalise the
+    actions the members disagree on, which is what a best-of-N choice would otherwise exploit.
+    The members are named ``q1 ... qK``, so a two-member ensemble is the classic twin critic.
     """
 
-    def __init__(self, obs_dim: int, action_dim: int, hidden_dims: Sequence[int] = (256, 256, 256)):
+    def __init__(self, obs_dim: int, action_dim: int, hidden_dims: Sequence[int] = (256, 256, 256), n_critics: int = 2):
         super().__init__()
-        self.q1 = mlp(obs_dim + action_dim, hidden_dims, 1)
-        self.q2 = mlp(obs_dim + action_dim, hidden_dims, 1)
+        if n_critics < 1:
+            raise ValueError(f"n_critics must be >= 1, got {n_critics}")
+        self.n_critics = n_critics
+        for index in range(1, n_critics + 1):
+            self.add_module(f"q{index}", mlp(obs_dim + action_dim, hidden_dims, 1))
 
-    def forward(self, obs: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, obs: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, ...]:
         x = torch.cat([obs, action], dim=-1)
-        return self.q1(x).squeeze(-1), self.q2(x).squeeze(-1)
+        return tuple(member(x).squeeze(-1) for member in self.children())
 
     def min_q(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        return torch.minimum(*self(obs, action))
+        return torch.stack(self(obs, action)).min(dim=0).values
 
 
 class ValueNetwork(nn.Module):

@@ -82,7 +82,8 @@ class QIPO(OfflineAlgorithm):
         sampling_chunk_size: (state, action) pairs per batched sampling call.
         schedule: the phase split fixed by the first ``learn`` call; set by ``load``, leave None.
         policy_kwargs: actor/critic shapes: ``hidden_dims`` (512, 256, 128), ``architecture``
-            (``"unet"`` or ``"mlp"``), ``embed_dim`` (128), ``critic_hidden_dims`` (256, 256, 256).
+            (``"unet"`` or ``"mlp"``), ``embed_dim`` (128), ``critic_hidden_dims`` (256, 256, 256),
+            ``n_critics`` (2: twin Q-networks; every use of Q takes the minimum over them).
         path_kwargs: probability-path options (e.g. ``sigma_min`` for flows, ``beta_0``/``beta_1`` for VP).
         verbose, seed, device, tensorboard_log: as in Stable-Baselines3.
     """

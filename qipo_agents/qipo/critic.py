@@ -1,6 +1,6 @@
 """Phase 2 — the critic (K2): learn ``Q(s, a)`` from the dataset.
 
-Two estimators, both with twin Q-networks, soft target updates and ``y = r + gamma (1 - terminated) V(s')``
+Two estimators, both with an ensemble of Q-networks (twin by default), soft target updates and ``y = r + gamma (1 - terminated) V(s')``
 (a time-limit truncation bootstraps):
 
 * :class:`InSupportSoftmaxQLearning` (QGPO, the paper's default): ``V(s')`` is a softmax-weighted
@@ -31,15 +31,15 @@ class CriticLoss:
 
 
 def _fit_q(policy: QIPOPolicy, batch: TransitionBatch, target: torch.Tensor, tau: float, extra_loss=None):
-    """One step on the mean of both Q-networks' MSE to ``target``, then the soft target update."""
-    q1, q2 = policy.critic(batch.observations, batch.actions)
-    loss = 0.5 * (F.mse_loss(q1, target) + F.mse_loss(q2, target))
+    """One step on the mean over the Q-networks of their MSE to ``target``, then the soft target update."""
+    qs = torch.stack(policy.critic(batch.observations, batch.actions))  # (n_critics, B)
+    loss = F.mse_loss(qs, target.expand_as(qs))
     total = loss if extra_loss is None else loss + extra_loss
     policy.critic_optimizer.zero_grad(set_to_none=True)
     total.backward()
     policy.critic_optimizer.step()
     polyak_update(policy.critic, policy.critic_target, tau)
-    return CriticLoss(loss.detach(), torch.minimum(q1, q2).mean().detach(), target.mean())
+    return CriticLoss(loss.detach(), qs.min(dim=0).values.mean().detach(), target.mean())
 
 
 class InSupportSoftmaxQLearning:

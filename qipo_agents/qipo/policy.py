@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from qipo_agents.common.polyak import polyak_update
-from qipo_agents.networks.critics import TwinQNetwork, ValueNetwork
+from qipo_agents.networks.critics import QEnsemble, ValueNetwork
 from qipo_agents.networks.field import FieldNetwork
 
 
@@ -19,13 +19,14 @@ class QIPOPolicy(nn.Module):
     * ``actor``: the field network ``f(a_t, t | s[, beta])`` trained by the behaviour warm-up and
       the refinement (a velocity under the OT path, a noise under the VP path).
     * ``actor_ema``: its Polyak average; it acts (``predict``) and draws support actions.
-    * ``critic`` / ``critic_target``: twin Q-networks and their Polyak average.
+    * ``critic`` / ``critic_target``: an ensemble of Q-networks (twin by default) and its Polyak average.
     * ``value``: ``V(s)``, only for the expectile (IQL) critic.
 
     Args:
         obs_dim, action_dim: dataset dimensions.
         hidden_dims, architecture, embed_dim: the actor's :class:`FieldNetwork` shape.
         critic_hidden_dims: widths of each Q MLP (and of ``V``).
+        n_critics: Q-networks in the critic ensemble (2: the twin critic); every use takes their minimum.
         guidance_max: make the actor guidance-conditioned over ``[0, guidance_max]``.
         use_value_network: build ``value`` (expectile critic).
         actor_learning_rate, critic_learning_rate: Adam step sizes.
@@ -39,6 +40,7 @@ class QIPOPolicy(nn.Module):
         architecture: str = "unet",
         embed_dim: int = 128,
         critic_hidden_dims: Sequence[int] = (256, 256, 256),
+        n_critics: int = 2,
         guidance_max: float | None = None,
         use_value_network: bool = False,
         actor_learning_rate: float = 1e-4,
@@ -54,7 +56,7 @@ class QIPOPolicy(nn.Module):
             guidance_max=guidance_max,
         )
         self.actor_ema = copy.deepcopy(self.actor).requires_grad_(False)
-        self.critic = TwinQNetwork(obs_dim, action_dim, critic_hidden_dims)
+        self.critic = QEnsemble(obs_dim, action_dim, critic_hidden_dims, n_critics)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.value = ValueNetwork(obs_dim, critic_hidden_dims) if use_value_network else None
         self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=actor_learning_rate)

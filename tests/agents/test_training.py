@@ -117,3 +117,29 @@ def test_refinement_trains_on_raw_samples_and_scores_the_executed_actions(agent_
     with torch.inference_mode():
         expected = agent.policy.critic.min_q(observations, executed).view(n_states, k)
     torch.testing.assert_close(support.q_values, expected)
+
+
+def test_critic_ensemble_of_four_trains_saves_and_acts_on_its_minimum(agent_class, bandit_data, tmp_path):
+    policy_kwargs = dict(TINY["policy_kwargs"], n_critics=4)
+    kwargs = dict(TINY, policy_kwargs=policy_kwargs, best_of_n=3)
+    agent = agent_class("MlpPolicy", bandit_data, reward_scaling="none", critic_type="expectile", **kwargs)
+    agent.learn()
+    critic = agent.policy.critic
+    assert critic.n_critics == 4 and {name for name, _ in critic.named_children()} == {"q1", "q2", "q3", "q4"}
+    members = [member.weight.clone() for member in (critic.q1[0], critic.q4[0])]
+    assert not torch.equal(*members), "members start from different initialisations"
+    obs = torch.as_tensor(bandit_data["observations"][:50])
+    actions = torch.as_tensor(bandit_data["actions"][:50])
+    with torch.inference_mode():
+        torch.testing.assert_close(critic.min_q(obs, actions), torch.stack(critic(obs, actions)).min(dim=0).values)
+    loaded = agent_class.load(agent.save(tmp_path / "ensemble"), device="cpu")
+    assert loaded.policy.critic.n_critics == 4
+    np.testing.assert_array_equal(
+        loaded.predict(bandit_data["observations"][:20], deterministic=True)[0],
+        agent.predict(bandit_data["observations"][:20], deterministic=True)[0],
+    )
+
+
+def test_critic_ensemble_needs_a_member(agent_class, bandit_data):
+    with pytest.raises(ValueError, match="n_critics must be >= 1"):
+        agent_class("MlpPolicy", bandit_data, **dict(TINY, policy_kwargs=dict(TINY["policy_kwargs"], n_critics=0)))
