@@ -59,8 +59,9 @@ def score(agent, env, args: argparse.Namespace) -> dict[str, list[float]]:
     return scores
 
 
-def with_actor_of(source, overrides: dict[str, Any], buffer):
-    """A new agent of ``source``'s class and hyperparameters plus ``overrides``, holding ``source``'s actor."""
+def with_actor_of(source, overrides: dict[str, Any], buffer, critic_steps: int):
+    """A new agent of ``source``'s class and hyperparameters plus ``overrides``, holding ``source``'s
+    actor, at the start of a critic phase of ``critic_steps`` steps."""
     hyperparameters = source._hyperparameters()
     for name in ("schedule", "tensorboard_log"):
         hyperparameters.pop(name)
@@ -72,8 +73,9 @@ def with_actor_of(source, overrides: dict[str, Any], buffer):
     agent.set_dataset(buffer)  # re-normalise the device copy with the source's statistics
     agent.policy.actor.load_state_dict(source.policy.actor.state_dict())
     agent.policy.actor_ema.load_state_dict(source.policy.actor_ema.state_dict())
-    agent.schedule = PhaseSchedule(source.behavior_steps, source.critic_steps, 0)
-    agent.num_timesteps = source.behavior_steps
+    behavior_steps = source.schedule.behavior_steps if source.schedule else source.behavior_steps
+    agent.schedule = PhaseSchedule(behavior_steps, critic_steps, 0)
+    agent.num_timesteps = behavior_steps
     return agent
 
 
@@ -83,8 +85,7 @@ def train_critics(args: argparse.Namespace, env) -> list[dict[str, Any]]:
     results = []
     for text in args.hyperparams:
         overrides = json.loads(text)
-        agent = with_actor_of(source, overrides, buffer)
-        agent.schedule = PhaseSchedule(agent.schedule.behavior_steps, args.steps, 0)
+        agent = with_actor_of(source, overrides, buffer, args.steps)
         done, train_s = 0, 0.0
         while done < args.steps:
             chunk = min(args.eval_every, args.steps - done)

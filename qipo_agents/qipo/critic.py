@@ -1,7 +1,7 @@
 """Phase 2 — the critic (K2): learn ``Q(s, a)`` from the dataset.
 
-Two estimators, both with an ensemble of Q-networks (twin by default), soft target updates and ``y = r + gamma (1 - terminated) V(s')``
-(a time-limit truncation bootstraps):
+Two estimators, both with an ensemble of Q-networks (twin by default), soft target updates and
+``y = r + gamma (1 - terminated) V(s')`` (a time-limit truncation bootstraps):
 
 * :class:`InSupportSoftmaxQLearning` (QGPO, the paper's default): ``V(s')`` is a softmax-weighted
   average of ``Q̄(s', a'_j)`` over M support actions ``a'_j ~ mu(.|s')`` drawn once from the
