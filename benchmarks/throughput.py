@@ -254,13 +254,11 @@ def summarise(agent_name: str, size: int, phases: Phases, samples) -> dict[str, 
     rate = {name: 1.0 / med[name] for name in STEP_ITEMS}
     renew_states = min(agent.n_support_states or size, size)
     n_renewals = math.ceil(agent.policy_steps / agent.renew_interval) if agent.policy_steps else 0
-    if phases.critic_type == "expectile":
-        projected_critic = agent.critic_steps * med["critic_expectile"]
-    else:
-        projected_critic = agent.critic_steps * med["critic_softmax"] + med["critic_start"]
+    softmax_critic_s = agent.critic_steps * med["critic_softmax"] + med["critic_start"]
+    expectile_critic_s = agent.critic_steps * med["critic_expectile"]
     projected = {
         "behavior": agent.behavior_steps * med["behavior"],
-        "critic": projected_critic,
+        "critic": expectile_critic_s if phases.critic_type == "expectile" else softmax_critic_s,
         "policy": agent.policy_steps * med["policy"] + n_renewals * med["renew"],
     }
     return {
@@ -279,9 +277,7 @@ def summarise(agent_name: str, size: int, phases: Phases, samples) -> dict[str, 
         },
         "critic_type": phases.critic_type,
         "amortised_steps_per_s": {
-            "critic_softmax": agent.critic_steps / (agent.critic_steps * med["critic_softmax"] + med["critic_start"])
-            if agent.critic_steps
-            else None,
+            "critic_softmax": agent.critic_steps / softmax_critic_s if agent.critic_steps else None,
             "policy": agent.policy_steps / projected["policy"] if agent.policy_steps else None,
         },
         "projected_learn_s": {**projected, "total": sum(projected.values())},

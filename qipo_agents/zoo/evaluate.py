@@ -70,11 +70,8 @@ def evaluate_target(
         check_video_path(video)
         use_offscreen_rendering()
     path, run = locate_model(target)
-    agent = QIPO.load(path, device=device)
-    if best_of_n is not None:
-        if best_of_n < 1:
-            raise ConfigError(f"best_of_n must be >= 1, got {best_of_n}")
-        agent.best_of_n = best_of_n
+    overrides = {} if best_of_n is None else {"best_of_n": best_of_n}  # validated by QIPO's constructor
+    agent = QIPO.load(path, device=device, **overrides)
     if run is not None and env_id is None:
         config = run["config"]
         env = make_task_env(config, render=video is not None)
