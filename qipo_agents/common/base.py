@@ -10,6 +10,7 @@ from the spaces), ``_train_step`` (one gradient step, returns a loss dataclass),
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
 import platform
 import sys
@@ -320,14 +321,33 @@ class OfflineAlgorithm(ABC):
             raise SaveFileError(
                 f"{path} holds a {saved_class} agent; load it with {saved_class}.load(...) instead of {cls.__name__}"
             )
+        from qipo_agents import __version__
+
         agent_class = next((c for c in _all_subclasses(cls) if c.__name__ == saved_class), cls)
+        saved_hyperparameters = data.get("hyperparameters")
+        if not isinstance(saved_hyperparameters, dict):
+            raise SaveFileError(f"{path} is corrupt or incomplete: it holds no hyperparameters")
+        known = set(inspect.signature(agent_class.__init__).parameters) - {"self", "policy", "dataset"}
+        unknown = sorted(set(saved_hyperparameters) - known)
+        if unknown:
+            raise SaveFileError(
+                f"{path} was saved by qipo_agents {data.get('qipo_agents_version')} with hyperparameters this "
+                f"version ({__version__}) does not know: {', '.join(unknown)}; load it with the "
+                "qipo_agents version that wrote it, or a newer one"
+            )
+        unknown = sorted(set(kwargs) - known)
+        if unknown:
+            raise TypeError(
+                f"{agent_class.__name__}.load() got unknown hyperparameters {', '.join(unknown)}; "
+                f"see help({agent_class.__name__}) for the ones a saved agent accepts"
+            )
         try:
             agent = agent_class(
                 "MlpPolicy",
                 None,
                 device=device,
                 _init_setup_model=False,
-                **{**data["hyperparameters"], **kwargs},
+                **{**saved_hyperparameters, **kwargs},
             )
             agent.observation_space = box_from_dict(data["observation_space"])
             agent.action_space = box_from_dict(data["action_space"])

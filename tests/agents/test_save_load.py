@@ -82,6 +82,26 @@ def test_newer_format_is_a_clear_error(tiny_agent, tmp_path):
         QIPOFlow.load(path)
 
 
+def test_hyperparameter_unknown_to_this_version_is_a_clear_error(tiny_agent, tmp_path):
+    """A save from a version with a hyperparameter this one lacks names it, instead of "corrupt"."""
+    path = tiny_agent.save(tmp_path / "agent")
+
+    def with_future_option(raw):
+        data = json.loads(raw)
+        data["hyperparameters"]["future_option"] = 0.5
+        return json.dumps(data)
+
+    rewrite_member(path, "data.json", with_future_option)
+    with pytest.raises(SaveFileError, match="does not know: future_option.*version that wrote it"):
+        type(tiny_agent).load(path)
+
+
+def test_unknown_load_override_is_a_type_error(tiny_agent, tmp_path):
+    path = tiny_agent.save(tmp_path / "agent")
+    with pytest.raises(TypeError, match="unknown hyperparameters best_of_m"):
+        type(tiny_agent).load(path, best_of_m=4)
+
+
 def test_damaged_member_is_a_clear_error(tiny_agent, tmp_path):
     path = tiny_agent.save(tmp_path / "agent")
     rewrite_member(path, "policy.pth", lambda raw: raw[:100])
