@@ -312,7 +312,9 @@ class OfflineAlgorithm(ABC):
         (e.g. ``verbose``, ``tensorboard_log``, ``n_sampling_steps``).
 
         Raises:
-            SaveFileError: corrupt, foreign or newer-format file, or one that holds another agent class.
+            SaveFileError: corrupt, foreign or newer-format file, one that holds another agent class,
+                or one saved with hyperparameters this version of qipo_agents does not know.
+            TypeError: an override in ``kwargs`` that is not a hyperparameter.
         """
         device = get_device(device)
         data, tensors = read_save_file(path, device=device)
