@@ -9,6 +9,10 @@ dataset folder inside the package so ``qipo-zoo train hopper-medium-mini`` needs
 The folder's ``metadata.json`` records the provenance (source id, selected episode indices,
 seed, this script) and the subset's return statistics, which ``qipo-zoo list`` shows.
 Reference scores are D4RL's Hopper ones, as in the source dataset.
+
+To fit more episodes in the package's 10 MB, the arrays are stored as float32 (the agents train
+in float32 anyway) and each one contiguously: Minari writes every array of every episode in
+chunks, which adds about 10 kB per episode.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import h5py
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,12 +35,13 @@ HOPPER_REFERENCE = (-20.272305, 3234.3)  # D4RL's random / expert returns for Ho
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source-id", default="local/hopper/medium-v0", help="Minari id of the source dataset")
-    parser.add_argument("--n-episodes", type=int, default=80, help="whole episodes to keep")
+    parser.add_argument("--n-episodes", type=int, default=232, help="whole episodes to keep")
     parser.add_argument("--seed", type=int, default=0, help="seed of the episode selection")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="Minari dataset folder to write")
     args = parser.parse_args()
 
     import minari
+    from gymnasium import spaces
     from minari.data_collector import EpisodeBuffer
 
     source = minari.load_dataset(args.source_id)
@@ -50,9 +56,9 @@ def main() -> None:
         buffers.append(
             EpisodeBuffer(
                 id=new_id,
-                observations=np.asarray(episode.observations),
-                actions=np.asarray(episode.actions),
-                rewards=np.asarray(episode.rewards),
+                observations=np.asarray(episode.observations, dtype=np.float32),
+                actions=np.asarray(episode.actions, dtype=np.float32),
+                rewards=np.asarray(episode.rewards, dtype=np.float32),
                 terminations=np.asarray(episode.terminations),
                 truncations=np.asarray(episode.truncations),
             )
@@ -88,6 +94,8 @@ def main() -> None:
                 buffers,
                 env="Hopper-v5",
                 eval_env="Hopper-v5",
+                observation_space=spaces.Box(-np.inf, np.inf, shape=source.observation_space.shape, dtype=np.float32),
+                action_space=source.action_space,
                 algorithm_name="SB3-SAC stochastic rollout (subset of local/hopper/medium-v0)",
                 author="qipo_agents maintainers",
                 author_email="none@example.com",
@@ -99,8 +107,11 @@ def main() -> None:
                 ref_min_score=ref_min,
                 ref_max_score=ref_max,
             )
-            dataset.storage.update_metadata({**stats, "provenance": provenance})
             data_dir = Path(store) / MINI_ID / "data"
+            store_contiguously(data_dir / "main_data.hdf5")
+            dataset.storage.update_metadata(
+                {**stats, "provenance": provenance, "dataset_size": float(dataset.storage.get_size())}
+            )
             if args.out.exists():
                 shutil.rmtree(args.out)
             args.out.mkdir(parents=True)
@@ -117,6 +128,22 @@ def main() -> None:
         f"return {stats['mean_return']:.1f} ± {stats['std_return']:.1f}, "
         f"D4RL-normalised {stats['normalized_score']:.1f} ± {stats['normalized_score_std']:.1f}"
     )
+
+
+def store_contiguously(path: Path) -> None:
+    """Rewrite the HDF5 file at ``path`` with every array unchunked; groups and attributes are kept."""
+    rewritten = path.with_suffix(".contiguous.hdf5")
+    with h5py.File(path, "r") as source, h5py.File(rewritten, "w") as target:
+        target.attrs.update(source.attrs)
+
+        def copy(name: str, item: h5py.Group | h5py.Dataset) -> None:
+            if isinstance(item, h5py.Group):
+                target.create_group(name).attrs.update(item.attrs)
+            else:
+                target.create_dataset(name, data=item[()]).attrs.update(item.attrs)
+
+        source.visititems(copy)
+    rewritten.replace(path)
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ def test_embedded_default_task_trains_and_evaluates_offline(tmp_path, monkeypatc
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "empty_store"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     result = invoke(*train_args("hopper-medium-mini", tmp_path / "logs"))
-    assert "30580 transitions" in result.output
+    assert "97955 transitions" in result.output
     final = json.loads((tmp_path / "logs" / "flow" / "hopper-medium-mini_1" / "final_eval.json").read_text())
     assert final["task"] == "hopper-medium-mini" and final["normalized_mean"] is not None
     assert final["reference_scores"] == [-20.272305, 3234.3]
