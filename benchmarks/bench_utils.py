@@ -117,15 +117,17 @@ def load_qipo_config(spec: str) -> dict[str, dict[str, Any]]:
 def scale_to_budget(kwargs: dict[str, Any], steps: int, scale_renewals: bool = True) -> dict[str, Any]:
     """QIPO kwargs for a ``learn(total_timesteps=steps)`` run.
 
-    ``learn`` itself splits ``steps`` over the phases in the configured proportions. With
-    ``scale_renewals``, ``renew_interval`` is scaled by the same factor, so the refinement phase
-    renews its support set as many times as in the profile (each renewal raises the effective
-    guidance scale: it is what QIPO iterates).
+    ``learn`` itself splits ``steps`` over the phases in the configured proportions and scales
+    ``renew_interval`` with the refinement phase, so the refinement renews its support set as many
+    times as in the profile (each renewal raises the effective guidance scale: it is what QIPO
+    iterates). With ``scale_renewals`` the kwargs are therefore returned unchanged. Without it,
+    ``renew_interval`` is divided by the budget's factor, so that after ``learn``'s scaling the
+    interval is the one written in the profile (up to rounding).
     """
     from qipo_agents.qipo.algorithm import QIPO
 
     kwargs = dict(kwargs)
-    if not scale_renewals:
+    if scale_renewals:
         return kwargs
     defaults = {name: p.default for name, p in inspect.signature(QIPO.__init__).parameters.items()}
 
@@ -133,8 +135,8 @@ def scale_to_budget(kwargs: dict[str, Any], steps: int, scale_renewals: bool = T
         return int(kwargs.get(name, defaults.get(name)))
 
     total = get("behavior_steps") + get("critic_steps") + get("policy_steps")
-    if total > 0:
-        kwargs["renew_interval"] = max(1, round(get("renew_interval") * steps / total))
+    if total > 0 and steps > 0:
+        kwargs["renew_interval"] = max(1, round(get("renew_interval") * total / steps))
     return kwargs
 
 

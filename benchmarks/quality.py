@@ -16,8 +16,8 @@ seed, so a change of machine load is shared out between methods instead of hitti
 
 QIPO uses the hyperparameters of ``--qipo-config`` (``flow:`` / ``diffusion:`` constructor kwargs;
 default: the zoo's CPU profile in ``benchmarks/qipo_cpu.yml``); ``learn(total_timesteps=steps)``
-splits the budget across the three phases in the profile's proportions, and ``renew_interval``
-is scaled by the same factor (``--no-scale-renewals`` keeps it). The d3rlpy baselines (install
+splits the budget across the three phases in the profile's proportions and scales ``renew_interval``
+by the same factor (``--no-scale-renewals`` keeps the interval as written). The d3rlpy baselines (install
 them with ``benchmarks/setup.sh``) use d3rlpy's defaults and the settings of its D4RL reproduction
 scripts (see the notes printed under the table).
 
@@ -123,7 +123,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         nargs="+",
         default=None,
         metavar="JSON",
-        help="build the table from --out files of earlier runs (e.g. seeds split across processes) instead of training",
+        help="build the table from --out files of earlier runs (e.g. seeds split across processes) instead of "
+        "training; with --methods, only those methods' runs",
     )
     parser.add_argument(
         "--quick",
@@ -440,7 +441,7 @@ def plot(summary: list[dict[str, Any]], path: str, title: str) -> None:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     if args.merge:
-        return merge(args.merge, args.out, args.plot)
+        return merge(args.merge, args.out, args.plot, args.methods)
     bu.set_threads(args.threads)
     buffer = bu.load_buffer(args.dataset, args.max_transitions)
     env_id = bu.env_id_of(buffer.metadata, args.env)
@@ -555,8 +556,13 @@ def merge_setting(settings: dict[str, Any], key: str) -> Any:
     return settings.get(key, "greedy" if key == "baseline_actions" else None)
 
 
-def merge(paths: list[str], out: str | None, plot_path: str | None) -> dict[str, Any]:
-    """One table from several ``--out`` files of this script, e.g. seeds run as parallel processes."""
+def merge(paths: list[str], out: str | None, plot_path: str | None, wanted: list[str]) -> dict[str, Any]:
+    """One table from several ``--out`` files of this script, e.g. seeds run as parallel processes.
+
+    Only the runs of the ``wanted`` methods are taken, so a method re-run with new settings can replace its
+    runs in an earlier merged table (``--merge old.json --methods iql bc``, then merge that file
+    with the new runs).
+    """
     payloads = [json.loads(Path(path).read_text()) for path in paths]
     first = payloads[0]["settings"]
     for path, payload in zip(paths[1:], payloads[1:]):
@@ -566,15 +572,17 @@ def merge(paths: list[str], out: str | None, plot_path: str | None) -> dict[str,
     qipo_kwargs: dict[str, Any] = {}
     for path, payload in zip(paths, payloads):
         for method, kwargs in payload["settings"]["qipo_kwargs_as_run"].items():
-            if qipo_kwargs.setdefault(method, kwargs) != kwargs:
+            if method in wanted and qipo_kwargs.setdefault(method, kwargs) != kwargs:
                 raise SystemExit(f"cannot merge {path}: its {method} hyperparameters differ from an earlier file's")
-    runs = [run for payload in payloads for run in payload["runs"]]
+    runs = [run for payload in payloads for run in payload["runs"] if run["method"] in wanted]
     seen = set()
     for run in runs:
         if (run["method"], run["seed"]) in seen:
             raise SystemExit(f"{run['method']} seed {run['seed']} appears in more than one file")
         seen.add((run["method"], run["seed"]))
     methods = [m for m in METHODS if any(r["method"] == m for r in runs)]
+    if not methods:
+        raise SystemExit(f"no runs of {', '.join(wanted)} in {', '.join(paths)}")
     seeds = sorted({run["seed"] for run in runs})
     settings = {**first, "methods": methods, "seeds": seeds, "qipo_kwargs_as_run": qipo_kwargs, "merged_from": paths}
     settings["baseline_actions"] = merge_setting(first, "baseline_actions")
