@@ -8,7 +8,7 @@ from qipo_agents.generative.generator import EnergyGuidedGenerator
 from qipo_agents.generative.losses import energy_weighted_loss
 from qipo_agents.generative.paths import OptimalTransportPath, ProbabilityPath, VPPath, make_path
 from qipo_agents.generative.solvers import ddim, dpm_solver, integrate_ode
-from qipo_agents.generative.weights import effective_sample_size, energy_weights
+from qipo_agents.generative.weights import effective_sample_size, energy_weights, trust_region_beta
 
 __all__ = [
     "EnergyGuidedGenerator",
@@ -22,4 +22,5 @@ __all__ = [
     "energy_weights",
     "integrate_ode",
     "make_path",
+    "trust_region_beta",
 ]

@@ -46,3 +46,45 @@ def effective_sample_size(weights: torch.Tensor, dim: int = -1) -> torch.Tensor:
     """
     p = weights / weights.sum(dim=dim, keepdim=True)
     return 1.0 / (p**2).sum(dim=dim)
+
+
+def trust_region_beta(
+    energies: torch.Tensor, beta: float, min_effective_fraction: float, dim: int = -1, n_bisections: int = 40
+) -> torch.Tensor:
+    """The largest inverse temperature ``<= beta`` per group whose weights keep an effective sample
+    size of at least ``min_effective_fraction * n``.
+
+    The Kish fraction ``ESS / n`` of the weights ``softmax(-b E)`` equals ``1 / (1 + chi^2)``, where
+    ``chi^2`` is the empirical chi-square divergence of the tilted target from the distribution the
+    group was drawn from. A floor on it is a trust region: however the energies are scaled, and
+    however wrong they are, one tilt moves the target at most ``chi^2 <= 1 / fraction - 1`` away.
+    The fraction falls monotonically as ``b`` grows, so bisection on ``[0, beta]`` finds the bound.
+
+    Args:
+        energies: ``(..., n)`` energies with the group along ``dim`` (RL: ``E = -Q`` of one state's
+            support actions).
+        beta: the inverse temperature asked for; groups that keep the floor at ``beta`` keep it.
+        min_effective_fraction: the floor, in ``(0, 1]``.
+        n_bisections: bisection steps (40 give ``beta * 1e-12``).
+
+    Returns:
+        ``(...)``: one inverse temperature per group, in ``[0, beta]``, with ``dim`` removed.
+    """
+    if not 0.0 < min_effective_fraction <= 1.0:
+        raise ValueError(f"min_effective_fraction must lie in (0, 1], got {min_effective_fraction}")
+    energies = energies.movedim(dim, -1)
+    n = energies.shape[-1]
+
+    def keeps_floor(b: torch.Tensor) -> torch.Tensor:
+        fraction = effective_sample_size(energy_weights(energies, b.unsqueeze(-1)), dim=-1) / n
+        return fraction >= min_effective_fraction - 1e-6
+
+    low = torch.zeros(energies.shape[:-1], device=energies.device, dtype=energies.dtype)
+    high = torch.full_like(low, float(beta))
+    accepted = keeps_floor(high)
+    for _ in range(n_bisections):
+        middle = 0.5 * (low + high)
+        ok = keeps_floor(middle)
+        low = torch.where(ok, middle, low)
+        high = torch.where(ok, high, middle)
+    return torch.where(accepted, torch.full_like(low, float(beta)), low)

@@ -58,6 +58,11 @@ class QIPO(OfflineAlgorithm):
         n_support_actions: ``M``, support actions per state, for the critic and the refinement (16).
         include_dataset_action: add the dataset action to each refinement group (Algorithm 2).
         renew_interval: ``K_renew`` in gradient steps: steps between support renewals.
+        min_effective_support: trust region of the refinement: each state's weights must keep at
+            least this fraction, in ``(0, 1]``, of its support group as effective samples (Kish
+            ESS / K); where ``softmax(beta Q)`` would concentrate more, that state's inverse
+            temperature is lowered until it does not. It bounds how far one renewal can move the
+            policy whatever the scale of Q, so a wrong critic does little harm (None: off, the paper).
         n_support_states: states whose support is renewed each time (random subset; None = all).
             Keeps renewal affordable on CPU for 10^5-10^6 states: sampling cost is
             ``n_support_states * M * NFE`` network forwards per renewal.
@@ -99,6 +104,7 @@ class QIPO(OfflineAlgorithm):
         n_support_actions: int = 16,
         include_dataset_action: bool = True,
         renew_interval: int = 10_000,
+        min_effective_support: float | None = None,
         n_support_states: int | None = None,
         critic_type: str = "in_support_softmax",
         alpha_q: float | None = None,
@@ -136,6 +142,11 @@ class QIPO(OfflineAlgorithm):
             raise ValueError(f"beta={beta} must lie in [0, guidance_max={guidance_max}]")
         if best_of_n < 1 or n_support_actions < 1 or renew_interval < 1:
             raise ValueError("best_of_n, n_support_actions and renew_interval must be >= 1")
+        if min_effective_support is not None and not 0.0 < min_effective_support <= 1.0:
+            raise ValueError(
+                f"min_effective_support is a fraction of the support group in (0, 1], got {min_effective_support}"
+            )
+        self.min_effective_support = min_effective_support
         self.beta, self.guidance_max = float(beta), guidance_max
         self.n_support_actions, self.include_dataset_action = n_support_actions, include_dataset_action
         self.renew_interval, self.n_support_states = renew_interval, n_support_states
@@ -236,6 +247,7 @@ class QIPO(OfflineAlgorithm):
             self.policy_batch_size,
             self.policy_tau,
             chunk_size=self.sampling_chunk_size,
+            min_effective_support=self.min_effective_support,
             **bounds,
             **common,
         )
@@ -335,7 +347,8 @@ class QIPO(OfflineAlgorithm):
     # ------------------------------------------------------------------ persistence
     def _hyperparameters(self) -> dict[str, Any]:
         names = (
-            "beta guidance_max n_support_actions include_dataset_action renew_interval n_support_states "
+            "beta guidance_max n_support_actions include_dataset_action renew_interval min_effective_support "
+            "n_support_states "
             "critic_type alpha_q expectile gamma critic_tau policy_tau behavior_steps critic_steps policy_steps "
             "behavior_batch_size critic_batch_size policy_batch_size behavior_learning_rate critic_learning_rate "
             "policy_learning_rate n_sampling_steps solver best_of_n normalize_observations reward_scaling "

@@ -6,6 +6,11 @@ policy is fitted with the energy-weighted loss, each support action weighted by
 ``g_ij = softmax_j(beta Q(s_i, a_ij))`` over its state's group (energy ``E = -Q``). Because the
 support comes from the policy being refined, after ``l`` renewals the target is
 ``mu(a|s) exp((l + 1) beta Q(s, a))`` (paper, eq. 5.4): the guidance scale rises step by step.
+
+With ``min_effective_support`` set, each state's inverse temperature is lowered from ``beta`` until
+its weights keep that fraction of the group as effective samples (a chi-square trust region per
+renewal, :func:`~qipo_agents.generative.weights.trust_region_beta`): the tilt cannot collapse onto
+the one support action a wrong critic over-values, whatever the scale of Q.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import torch
 from qipo_agents.data.device_buffer import DeviceBuffer
 from qipo_agents.generative.losses import energy_weighted_loss
 from qipo_agents.generative.paths import ProbabilityPath
-from qipo_agents.generative.weights import effective_sample_size, energy_weights
+from qipo_agents.generative.weights import effective_sample_size, energy_weights, trust_region_beta
 from qipo_agents.qipo.policy import QIPOPolicy
 from qipo_agents.qipo.support import SamplerConfig, clip_actions, sample_support_actions
 
@@ -28,17 +33,21 @@ class PolicyLoss:
     weight_max: torch.Tensor
     effective_support: torch.Tensor
     support_q_mean: torch.Tensor
+    beta_mean: torch.Tensor
 
 
 @dataclass
 class SupportSet:
     """Support actions of ``n`` states: ``state_indices (n,)`` rows of the dataset,
     ``actions (n, K, action_dim)`` as sampled (the policy trains on them) and the critic values
-    of their clipped versions, the actions an environment would execute, ``q_values (n, K)``."""
+    of their clipped versions, the actions an environment would execute, ``q_values (n, K)``;
+    ``betas (n,)`` is the inverse temperature each state's group is weighted with (``beta``, or less
+    under the trust region)."""
 
     state_indices: torch.Tensor
     actions: torch.Tensor
     q_values: torch.Tensor
+    betas: torch.Tensor
 
 
 class QWeightedRefinement:
@@ -59,6 +68,8 @@ class QWeightedRefinement:
         n_support_states: states per renewal, drawn at random; ``None`` renews every state.
             Between renewals minibatches come from these states only.
         batch_size: (state, support action) pairs per step.
+        min_effective_support: trust region: the fraction of each group, in ``(0, 1]``, that must
+            stay effective (Kish ESS / K) under the weights; ``None`` weights every state at ``beta``.
         tau: Polyak rate of ``actor_ema``.
         action_low, action_high: action bounds ``(action_dim,)``.
         chunk_size: (state, action) pairs per sampling call.
@@ -84,6 +95,7 @@ class QWeightedRefinement:
         action_high: torch.Tensor,
         generator: torch.Generator,
         chunk_size: int = 16_384,
+        min_effective_support: float | None = None,
     ):
         self.policy, self.data, self.path, self.sampler = policy, data, path, sampler
         self.beta, self.guidance_max = beta, guidance_max
@@ -91,6 +103,7 @@ class QWeightedRefinement:
         self.renew_interval, self.n_support_states = renew_interval, n_support_states
         self.batch_size, self.tau, self.generator, self.chunk_size = batch_size, tau, generator, chunk_size
         self.action_low, self.action_high = action_low, action_high
+        self.min_effective_support = min_effective_support
         self.support: SupportSet | None = None
         self.steps_since_renewal = 0
         self.n_renewals = 0
@@ -126,7 +139,12 @@ class QWeightedRefinement:
             acts = clip_actions(actions[start : start + states_per_chunk], self.action_low, self.action_high)
             q = self.policy.critic.min_q(obs.repeat_interleave(k, dim=0), acts.reshape(-1, action_dim))
             q_values[start : start + obs.shape[0]] = q.view(obs.shape[0], k)
-        self.support = SupportSet(indices, actions, q_values)
+        max_beta = self.beta if self.guidance_max is None else self.guidance_max
+        if self.min_effective_support is None:
+            betas = torch.full((n_states,), max_beta, device=actions.device)
+        else:
+            betas = trust_region_beta(-q_values, max_beta, self.min_effective_support)
+        self.support = SupportSet(indices, actions, q_values, betas)
         self.steps_since_renewal = 0
         self.n_renewals += 1
 
@@ -137,12 +155,13 @@ class QWeightedRefinement:
         n_states, k, _ = support.actions.shape
         rows = torch.randint(n_states, (self.batch_size,), device=self.data.device, generator=self.generator)
         cols = torch.randint(k, (self.batch_size,), device=self.data.device, generator=self.generator)
-        beta, guidance = self.beta, None
+        beta, guidance = support.betas[rows], None
         if self.guidance_max is not None:
-            beta = self.guidance_max * torch.rand((), device=self.data.device, generator=self.generator)
-            guidance = beta.expand(self.batch_size)
+            asked = self.guidance_max * torch.rand((), device=self.data.device, generator=self.generator)
+            guidance = asked.expand(self.batch_size)
+            beta = torch.minimum(support.betas[rows], asked)
         # energy E = -Q: each pair's weight is normalised over its state's whole group of K actions
-        group_weights = energy_weights(-support.q_values[rows], beta)
+        group_weights = energy_weights(-support.q_values[rows], beta.unsqueeze(1))
         weights = group_weights.gather(1, cols.unsqueeze(1)).squeeze(1)
         loss = energy_weighted_loss(
             self.policy.actor,
@@ -160,4 +179,5 @@ class QWeightedRefinement:
             (group_weights.max(dim=1).values / k).max(),
             effective_sample_size(group_weights, dim=-1).mean(),
             support.q_values[rows].mean(),
+            beta.mean(),
         )

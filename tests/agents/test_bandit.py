@@ -59,3 +59,25 @@ def test_action_distribution_matches_the_tilted_target(trained, state):
     # behaviour actions lie within 0.3 of a mode, a Gaussian fit to both modes puts ~40% there
     near_a_mode = np.abs(np.abs(actions[:, 0]) - 0.5) < 0.3
     assert near_a_mode.mean() > 0.85
+
+
+def trust_region_positive_mass(state: float, beta: float, floor: float) -> float:
+    """Positive-mode mass of the tilt at ``beta`` capped by the trust region: for two equally likely
+    modes tilted to masses ``p, 1 - p`` the Kish fraction is ``1 / (2 p² + 2 (1 - p)²)``, so a floor
+    ``rho`` caps ``p`` at ``(1 + sqrt(1 / rho - 1)) / 2``."""
+    cap = (1.0 + np.sqrt(1.0 / floor - 1.0)) / 2.0
+    exact = tilted_positive_mass(state, beta)
+    return float(np.clip(exact, 1.0 - cap, cap))
+
+
+@pytest.fixture(scope="module")
+def trust_region_trained():
+    return QIPOFlow("MlpPolicy", make_bandit(), **{**BANDIT_CONFIG, "min_effective_support": 0.8}).learn()
+
+
+@pytest.mark.parametrize("state", [-0.7, -0.2, 0.3, 0.7])
+def test_trust_region_caps_the_tilt_where_the_critic_is_sure(trust_region_trained, state):
+    # floor 0.8 caps a mode's mass at 0.75: |s| = 0.7 would reach 0.89 at beta = 3, |s| <= 0.3 stays exact
+    actions, _ = trust_region_trained.predict(np.full((3000, 1), state, dtype=np.float32))
+    positive = float((actions[:, 0] > 0).mean())
+    assert positive == pytest.approx(trust_region_positive_mass(state, BETA, 0.8), abs=0.08)

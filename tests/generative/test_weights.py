@@ -1,8 +1,9 @@
 """Energy weights are a (scaled) distribution, stable at extreme beta, and match the closed form."""
 
+import pytest
 import torch
 
-from qipo_agents.generative import effective_sample_size, energy_weights
+from qipo_agents.generative import effective_sample_size, energy_weights, trust_region_beta
 
 
 def test_weights_have_mean_one_and_are_nonnegative():
@@ -53,3 +54,25 @@ def test_nan_energies_raise_a_clear_error():
 
     with pytest.raises(ValueError, match="NaN or inf"):
         energy_weights(torch.tensor([0.0, float("nan")]), beta=1.0)
+
+
+def test_trust_region_beta_keeps_the_effective_fraction_floor():
+    energies = torch.randn(200, 17) * 50.0  # a critic's scale: softmax(3 Q) would be one-hot
+    betas = trust_region_beta(energies, beta=3.0, min_effective_fraction=0.5)
+    assert (betas > 0).all() and (betas < 3.0).all()
+    fraction = effective_sample_size(energy_weights(energies, betas.unsqueeze(1))) / 17
+    torch.testing.assert_close(fraction, torch.full((200,), 0.5), atol=1e-4, rtol=0)
+
+
+def test_trust_region_beta_is_scale_free_and_leaves_mild_tilts_alone():
+    energies = torch.randn(50, 16)
+    coarse = trust_region_beta(energies * 100.0, beta=1e3, min_effective_fraction=0.7)
+    fine = trust_region_beta(energies, beta=1e3, min_effective_fraction=0.7)
+    torch.testing.assert_close(coarse * 100.0, fine, rtol=1e-5, atol=0)
+    # energies so flat that beta itself keeps the floor: beta is kept
+    torch.testing.assert_close(trust_region_beta(energies * 1e-4, 3.0, 0.7), torch.full((50,), 3.0))
+
+
+def test_trust_region_beta_rejects_a_fraction_outside_zero_one():
+    with pytest.raises(ValueError, match=r"min_effective_fraction must lie in \(0, 1\]"):
+        trust_region_beta(torch.randn(4, 8), beta=3.0, min_effective_fraction=0.0)
