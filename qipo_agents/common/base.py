@@ -291,6 +291,9 @@ class OfflineAlgorithm(ABC):
         from qipo_agents import __version__
 
         json_state, tensor_state = self._state()
+        # the sampling generator drives every minibatch, noise and support draw: saving it makes a
+        # run resumed from this file continue exactly as the uninterrupted run would have
+        tensor_state = {**tensor_state, "rng": {"generator": self.generator.get_state()}}
         data = {
             "class": type(self).__name__,
             "qipo_agents_version": __version__,
@@ -357,6 +360,8 @@ class OfflineAlgorithm(ABC):
             agent.num_timesteps = int(data.get("num_timesteps", 0))
             agent._setup_model()
             agent._load_state(data, tensors)
+            if "rng" in tensors:
+                agent.generator.set_state(tensors["rng"]["generator"].cpu())
         except (KeyError, TypeError, RuntimeError) as exc:
             raise SaveFileError(f"{path} is corrupt or incomplete: {exc}") from exc
         if dataset is not None:

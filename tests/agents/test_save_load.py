@@ -11,6 +11,8 @@ from qipo_agents import QIPO, QIPODiffusion, QIPOFlow
 from qipo_agents.common import save_format
 from qipo_agents.errors import SaveFileError
 
+from .conftest import TINY
+
 OBS = np.linspace(-1, 1, 7, dtype=np.float32).reshape(7, 1)
 
 
@@ -152,3 +154,23 @@ def test_loaded_agent_resumes_learning(tiny_agent, bandit_data, tmp_path):
     loaded.learn(15, reset_num_timesteps=False)
     assert loaded.num_timesteps == tiny_agent.num_timesteps + 15
     assert loaded.current_phase == "policy"
+
+
+def _stop_at(step: int):
+    def callback(local_vars, _globals):
+        return local_vars["self"].num_timesteps < step
+
+    return callback
+
+
+def test_resume_at_a_phase_boundary_equals_the_uninterrupted_run(agent_class, bandit_data, tmp_path):
+    uninterrupted = agent_class("MlpPolicy", bandit_data, reward_scaling="none", **TINY).learn()
+    first = agent_class("MlpPolicy", bandit_data, reward_scaling="none", **TINY)
+    boundary = TINY["behavior_steps"] + TINY["critic_steps"]  # the refinement starts here
+    first.learn(callback=_stop_at(boundary))
+    assert first.num_timesteps == boundary
+    resumed = agent_class.load(first.save(tmp_path / "checkpoint"), device="cpu", dataset=bandit_data)
+    resumed.learn(reset_num_timesteps=False)
+    assert resumed.num_timesteps == uninterrupted.num_timesteps
+    for (name, a), (_, b) in zip(uninterrupted.policy.state_dict().items(), resumed.policy.state_dict().items()):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=name)
