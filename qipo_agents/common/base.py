@@ -30,9 +30,11 @@ from stable_baselines3.common.callbacks import (
 )
 from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.utils import configure_logger, set_random_seed
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from qipo_agents.common.callbacks import ProgressBarCallback
 from qipo_agents.common.device import get_device
+from qipo_agents.common.evaluation import check_env_spaces
 from qipo_agents.common.save_format import read_save_file, write_save_file
 from qipo_agents.data.buffer import OfflineBuffer
 from qipo_agents.data.sources import make_buffer
@@ -87,6 +89,7 @@ class OfflineAlgorithm(ABC):
         self.action_space: gym.spaces.Box | None = None
         self.dataset_metadata: dict[str, Any] = {}
         self.buffer: OfflineBuffer | None = None
+        self._env: VecEnv | None = None
         self._logger: Logger | None = None
         self._custom_logger = False
         self._learn_start = (time.perf_counter(), 0)
@@ -127,6 +130,14 @@ class OfflineAlgorithm(ABC):
     def _load_state(self, json_state: dict[str, Any], tensor_state: dict[str, Any]) -> None:
         """Restore what :meth:`_state` returned."""
 
+    def _training_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``(json_state, tensor_state)`` of an unfinished training run (schedule position, a phase's
+        sampled data): what a checkpoint needs, beyond the parameters, to resume exactly."""
+        return {}, {}
+
+    def _load_training_state(self, json_state: dict[str, Any], tensor_state: dict[str, Any]) -> None:
+        """Restore what :meth:`_training_state` returned (empty for files that hold none)."""
+
     # ------------------------------------------------------------------ SB3 plumbing
     @property
     def logger(self) -> Logger:
@@ -139,8 +150,39 @@ class OfflineAlgorithm(ABC):
         self._logger = logger
         self._custom_logger = True
 
-    def get_env(self) -> None:
-        """Offline agents have no training environment (SB3 callbacks ask for it)."""
+    def get_env(self) -> VecEnv | None:
+        """The agent's environment as a ``VecEnv``, as SB3's callbacks read it (``training_env``).
+
+        An offline agent does not train in it: it is where the agent is evaluated. It is the env
+        given to :meth:`set_env` (or ``load(..., env=...)``), else one ``gym.make`` of the dataset's
+        ``env_id``, made on first use; None when neither is known.
+        """
+        if self._env is None and self.dataset_metadata.get("env_id"):
+            env_id = self.dataset_metadata["env_id"]
+            try:
+                self._env = DummyVecEnv([lambda: gym.make(env_id)])
+            except gym.error.Error as error:
+                raise gym.error.Error(
+                    f"the dataset's environment {env_id!r} cannot be made ({error}); "
+                    "give the agent an evaluation env with agent.set_env(env)"
+                ) from error
+        return self._env
+
+    def set_env(self, env: gym.Env | VecEnv | str) -> None:
+        """Use ``env`` (an env, a ``VecEnv`` or an env id) as the agent's environment (see :meth:`get_env`).
+
+        Raises:
+            SpaceMismatchError: its observation or action space is not the agent's.
+        """
+        if isinstance(env, str):
+            env = gym.make(env)
+        vec_env = env if isinstance(env, VecEnv) else DummyVecEnv([lambda: env])
+        check_env_spaces(vec_env, self.observation_space, self.action_space)
+        self._env = vec_env
+
+    def get_vec_normalize_env(self) -> None:
+        """Observations are normalised inside the agent (``normalize_observations``), never by a
+        ``VecNormalize`` wrapper; SB3's ``EvalCallback`` asks."""
         return None
 
     def set_random_seed(self, seed: int | None = None) -> None:
@@ -291,9 +333,11 @@ class OfflineAlgorithm(ABC):
         from qipo_agents import __version__
 
         json_state, tensor_state = self._state()
+        training_json, training_tensors = self._training_state()
         # the sampling generator drives every minibatch, noise and support draw: saving it makes a
         # run resumed from this file continue exactly as the uninterrupted run would have
-        tensor_state = {**tensor_state, "rng": {"generator": self.generator.get_state()}}
+        training_tensors = {**training_tensors, "generator": self.generator.get_state()}
+        tensor_state = {**tensor_state, "training_state": training_tensors}
         data = {
             "class": type(self).__name__,
             "qipo_agents_version": __version__,
@@ -303,21 +347,40 @@ class OfflineAlgorithm(ABC):
             "num_timesteps": self.num_timesteps,
             "dataset_metadata": self.dataset_metadata,
             "system_info": system_info(),
+            "training_state": training_json,
             **json_state,
         }
         return write_save_file(path, data, tensor_state)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, device: str | torch.device = "auto", dataset: Any = None, **kwargs):
-        """Load a saved agent; ``dataset`` (optional) attaches data to resume ``learn``.
+    def load(
+        cls,
+        path: str | os.PathLike,
+        env: gym.Env | VecEnv | str | None = None,
+        device: str | torch.device = "auto",
+        custom_objects: dict[str, Any] | None = None,
+        print_system_info: bool = False,
+        dataset: Any = None,
+        **kwargs,
+    ):
+        """Load a saved agent (Stable-Baselines3's signature).
 
-        Extra ``kwargs`` override saved hyperparameters that do not change network shapes
-        (e.g. ``verbose``, ``tensorboard_log``, ``n_sampling_steps``).
+        Args:
+            path: the ``.zip`` written by :meth:`save` (``.zip`` may be left out).
+            env: the agent's environment (see :meth:`get_env`); its spaces must be the agent's.
+            device: ``"auto"``, ``"cpu"``, ``"cuda:1"``...
+            custom_objects: saved entries to replace instead of reading them, as in SB3: a saved
+                hyperparameter's name, ``"observation_space"`` or ``"action_space"``.
+            print_system_info: print the system the file was saved on beside this one.
+            dataset: data (any :func:`~qipo_agents.data.make_buffer` source) to resume ``learn``.
+            kwargs: override saved hyperparameters that do not change network shapes
+                (e.g. ``verbose``, ``tensorboard_log``, ``n_sampling_steps``).
 
         Raises:
             SaveFileError: corrupt, foreign or newer-format file, one that holds another agent class,
                 or one saved with hyperparameters this version of qipo_agents does not know.
             TypeError: an override in ``kwargs`` that is not a hyperparameter.
+            KeyError: a ``custom_objects`` key that the file does not hold.
         """
         device = get_device(device)
         data, tensors = read_save_file(path, device=device)
@@ -328,10 +391,25 @@ class OfflineAlgorithm(ABC):
             )
         from qipo_agents import __version__
 
+        if print_system_info:
+            print("== saved on ==", *(f"{k}: {v}" for k, v in data.get("system_info", {}).items()), sep="\n")
+            print("== this system ==", *(f"{k}: {v}" for k, v in system_info().items()), sep="\n")
         agent_class = next((c for c in _all_subclasses(cls) if c.__name__ == saved_class), cls)
         saved_hyperparameters = data.get("hyperparameters")
         if not isinstance(saved_hyperparameters, dict):
             raise SaveFileError(f"{path} is corrupt or incomplete: it holds no hyperparameters")
+        custom_objects = dict(custom_objects or {})
+        replaceable = set(saved_hyperparameters) | {"observation_space", "action_space"}
+        unknown = sorted(set(custom_objects) - replaceable)
+        if unknown:
+            raise KeyError(
+                f"custom_objects names {', '.join(unknown)}, which {path} does not hold; it can replace "
+                f"observation_space, action_space or a saved hyperparameter ({', '.join(sorted(saved_hyperparameters))})"
+            )
+        for name in ("observation_space", "action_space"):
+            if name in custom_objects:
+                data[name] = box_to_dict(custom_objects.pop(name))
+        saved_hyperparameters = {**saved_hyperparameters, **custom_objects}
         known = set(inspect.signature(agent_class.__init__).parameters) - {"self", "policy", "dataset"}
         unknown = sorted(set(saved_hyperparameters) - known)
         if unknown:
@@ -360,24 +438,38 @@ class OfflineAlgorithm(ABC):
             agent.num_timesteps = int(data.get("num_timesteps", 0))
             agent._setup_model()
             agent._load_state(data, tensors)
-            if "rng" in tensors:
-                agent.generator.set_state(tensors["rng"]["generator"].cpu())
+            training_tensors = dict(tensors.get("training_state", {}))
+            if "generator" in training_tensors:
+                agent.generator.set_state(training_tensors.pop("generator").cpu())
+            agent._load_training_state(data.get("training_state", {}), training_tensors)
         except (KeyError, TypeError, RuntimeError) as exc:
             raise SaveFileError(f"{path} is corrupt or incomplete: {exc}") from exc
         if dataset is not None:
             agent.set_dataset(dataset)
+        if env is not None:
+            agent.set_env(env)
         return agent
 
     def get_parameters(self) -> dict[str, dict]:
         """State dicts by name (``"policy"`` and each optimiser), as in SB3."""
         return self._state()[1]
 
-    def set_parameters(self, load_path_or_dict: str | os.PathLike | dict, exact_match: bool = True) -> None:
-        """Load parameters from a save file or from :meth:`get_parameters`'s output."""
+    def set_parameters(
+        self,
+        load_path_or_dict: str | os.PathLike | dict,
+        exact_match: bool = True,
+        device: str | torch.device = "auto",
+    ) -> None:
+        """Load parameters from a save file or from :meth:`get_parameters`'s output (SB3's signature).
+
+        ``device`` is where a file's tensors are read to before they are copied into the agent's
+        networks (``"auto"``: the agent's device).
+        """
         if isinstance(load_path_or_dict, dict):
             params = load_path_or_dict
         else:
-            _, params = read_save_file(load_path_or_dict, device=self.device)
+            read_to = self.device if device == "auto" else get_device(device)
+            _, params = read_save_file(load_path_or_dict, device=read_to)
         current = self.get_parameters()
         missing = set(current) - set(params)
         if exact_match and missing:

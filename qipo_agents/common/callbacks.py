@@ -12,6 +12,7 @@ from pathlib import Path
 
 import gymnasium as gym
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.callbacks import ProgressBarCallback as SB3ProgressBarCallback
 
 from qipo_agents.common.evaluation import EvaluationResult, evaluate, reference_scores
 
@@ -85,30 +86,41 @@ class EvalCallback(BaseCallback):
         return result
 
 
-class ProgressBarCallback(BaseCallback):
-    """A tqdm progress bar over the gradient steps of one ``learn`` call (``learn(progress_bar=True)``).
+class ProgressBarCallback(SB3ProgressBarCallback):
+    """SB3's progress bar over gradient steps, labelled with the phase being trained
+    (``learn(progress_bar=True)`` and ``qipo-zoo train`` use it).
 
-    SB3's own bar reads the training environment, which offline agents do not have.
+    It counts the steps of the whole schedule (a resumed run starts where it stopped) and needs
+    no environment: SB3's own bar advances by the training env's ``num_envs`` per step.
+
+    Args:
+        only_on_terminal: show no bar when stderr is not a terminal (log files, CI).
     """
 
-    def __init__(self):
+    def __init__(self, only_on_terminal: bool = False):
         super().__init__()
-        self.pbar = None
+        self.only_on_terminal = only_on_terminal
+        self.phase: str | None = None
 
     def _on_training_start(self) -> None:
         from tqdm.auto import tqdm
 
-        self.pbar = tqdm(total=self.locals["total_timesteps"] - self.model.num_timesteps, unit="step")
+        self.pbar = tqdm(
+            total=self.locals["total_timesteps"],
+            initial=self.model.num_timesteps,
+            unit="step",
+            dynamic_ncols=True,
+            disable=None if self.only_on_terminal else False,
+        )
+        self.phase = None
 
     def _on_step(self) -> bool:
         self.pbar.update(1)
         phase = getattr(self.model, "current_phase", None)
-        if phase is not None and self.n_calls % 100 == 0:
-            self.pbar.set_postfix_str(f"phase={phase}", refresh=False)
+        if phase and phase != self.phase:
+            self.phase = phase
+            self.pbar.set_description(phase)
         return True
-
-    def _on_training_end(self) -> None:
-        self.pbar.close()
 
 
 class CheckpointCallback(BaseCallback):

@@ -169,6 +169,8 @@ class QIPO(OfflineAlgorithm):
         self.policy: QIPOPolicy | None = None
         self.data: DeviceBuffer | None = None
         self._phase: Any = None
+        self._schedule_position = 0
+        self._saved_phase: tuple[str, dict[str, Any]] | None = None
         self._phase_started = time.perf_counter()
         super().__init__(policy, dataset, verbose, seed, device, tensorboard_log, _init_setup_model)
 
@@ -254,27 +256,35 @@ class QIPO(OfflineAlgorithm):
 
     # ------------------------------------------------------------------ training
     def _setup_learn(self, total_timesteps: int | None, reset_num_timesteps: bool) -> int:
-        configured = PhaseSchedule(self.behavior_steps, self.critic_steps, self.policy_steps)
-        if reset_num_timesteps or self.schedule is None:
-            self.num_timesteps = 0 if reset_num_timesteps else self.num_timesteps
+        # the first call fixes the schedule; later calls continue it (a refined agent keeps
+        # refining), whatever reset_num_timesteps does to the logged step counter
+        if self.schedule is None:
+            configured = PhaseSchedule(self.behavior_steps, self.critic_steps, self.policy_steps)
             self.schedule = configured if total_timesteps is None else configured.scaled_to(int(total_timesteps))
-            self._phase = None
+        if reset_num_timesteps:
+            self.num_timesteps = 0
         if total_timesteps is None:
-            total_timesteps = max(self.schedule.total - self.num_timesteps, 0)
+            total_timesteps = max(self.schedule.total - self._schedule_position, 0)
         return self.num_timesteps + int(total_timesteps)
 
     def _train_step(self):
-        name = self.schedule.phase_at(self.num_timesteps)
+        name = self.schedule.phase_at(self._schedule_position)
         if self._phase is None or self._phase.name != name:
             self._start_phase(name)
-        return self._phase.train_step()
+        losses = self._phase.train_step()
+        self._schedule_position += 1
+        return losses
 
     def _start_phase(self, name: str) -> None:
         if self.verbose:
-            print(f"QIPO: starting the {name} phase at step {self.num_timesteps}")
+            print(f"QIPO: starting the {name} phase at step {self._schedule_position}")
         self._phase = self._make_phase(name)
         self._phase_started = time.perf_counter()
-        self._phase.start()
+        saved, self._saved_phase = self._saved_phase, None
+        if saved is not None and saved[0] == name:
+            self._phase.load_state_dict(saved[1])  # resume mid-phase: no second support draw
+        else:
+            self._phase.start()
 
     def _record_extra_logs(self) -> None:
         if self._phase is not None:
@@ -366,6 +376,15 @@ class QIPO(OfflineAlgorithm):
         tensors = {"policy": self.policy.state_dict()}
         tensors.update({f"policy.{name}": opt.state_dict() for name, opt in self.policy.optimizers().items()})
         return json_state, tensors
+
+    def _training_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        json_state = {"schedule_position": self._schedule_position, "phase": self.current_phase}
+        return json_state, ({} if self._phase is None else {"phase": self._phase.state_dict()})
+
+    def _load_training_state(self, json_state: dict[str, Any], tensor_state: dict[str, Any]) -> None:
+        self._schedule_position = int(json_state.get("schedule_position", self.num_timesteps))
+        if json_state.get("phase") is not None and "phase" in tensor_state:
+            self._saved_phase = (json_state["phase"], tensor_state["phase"])
 
     def _load_state(self, json_state: dict[str, Any], tensor_state: dict[str, Any]) -> None:
         self.observation_normalizer.load_state_dict(json_state["observation_normalizer"])

@@ -46,6 +46,13 @@ class BehaviorWarmup:
     def start(self) -> None:
         """Nothing to prepare: the warm-up reads the dataset directly."""
 
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Nothing beyond the networks: a resumed phase needs no state of its own."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Nothing to restore (see :meth:`state_dict`)."""
+
     def train_step(self) -> BehaviorLoss:
         batch = self.data.sample(self.batch_size, self.generator)
         guidance = None

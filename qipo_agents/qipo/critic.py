@@ -87,6 +87,14 @@ class InSupportSoftmaxQLearning:
         """Draw the M support actions of every next state from the behaviour model, once."""
         self.next_support = self.sample_next_support(self.data.next_observations)
 
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The next states' support actions ``(N, M, action_dim)``: a resumed critic phase trains on
+        the same ones instead of drawing new ones."""
+        return {"next_support": self.next_support}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.next_support = state["next_support"].to(self.data.device)
+
     def sample_next_support(self, next_observations: torch.Tensor) -> torch.Tensor:
         """M behaviour actions ``(n, M, action_dim)``, clipped to the bounds, for ``next_observations (n, obs_dim)``."""
         actions = sample_support_actions(
@@ -141,6 +149,13 @@ class ExpectileQLearning:
 
     def start(self) -> None:
         """Nothing to prepare: expectile regression uses dataset actions only."""
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Nothing beyond the networks: a resumed phase needs no state of its own."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Nothing to restore (see :meth:`state_dict`)."""
 
     def train_step(self) -> CriticLoss:
         batch = self.data.sample(self.batch_size, self.generator)

@@ -111,6 +111,23 @@ class QWeightedRefinement:
     def start(self) -> None:
         self.renew()
 
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The support set and the renewal counters: a phase resumed between two renewals trains on
+        the same support and renews when the uninterrupted run would have."""
+        return {
+            **{name: getattr(self.support, name) for name in ("state_indices", "actions", "q_values", "betas")},
+            "steps_since_renewal": torch.tensor(self.steps_since_renewal),
+            "n_renewals": torch.tensor(self.n_renewals),
+        }
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        device = self.data.device
+        self.support = SupportSet(
+            *(state[name].to(device) for name in ("state_indices", "actions", "q_values", "betas"))
+        )
+        self.steps_since_renewal = int(state["steps_since_renewal"])
+        self.n_renewals = int(state["n_renewals"])
+
     @torch.inference_mode()
     def renew(self) -> None:
         """Redraw the support set from the current (Polyak-averaged) policy and score it."""

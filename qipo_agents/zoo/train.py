@@ -32,7 +32,7 @@ import yaml
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import configure
 
-from qipo_agents.common.callbacks import CheckpointCallback, EvalCallback
+from qipo_agents.common.callbacks import CheckpointCallback, EvalCallback, ProgressBarCallback
 from qipo_agents.common.evaluation import EvaluationResult, check_env_spaces, evaluate, reference_scores
 from qipo_agents.data.buffer import OfflineBuffer
 from qipo_agents.data.sources import make_buffer
@@ -66,39 +66,6 @@ class RunResult:
     model_path: Path
     num_timesteps: int
     final: EvaluationResult | None
-
-
-class ProgressBar(BaseCallback):
-    """A tqdm bar over the gradient steps of one ``learn`` call.
-
-    (SB3's ``ProgressBarCallback`` asks the training env for its number of envs; offline agents have none.)
-    """
-
-    def __init__(self, total: int, initial: int = 0):
-        super().__init__()
-        self.total, self.initial = total, initial
-        self.bar = None
-        self.phase: str | None = None
-
-    def _on_training_start(self) -> None:
-        from tqdm.auto import tqdm
-
-        # disable=None: no bar when stderr is not a terminal (logs, CI)
-        self.bar = tqdm(
-            total=self.total, initial=self.initial, unit="step", desc="training", dynamic_ncols=True, disable=None
-        )
-
-    def _on_step(self) -> bool:
-        self.bar.update(1)
-        phase = getattr(self.model, "current_phase", None)
-        if phase and phase != self.phase:
-            self.phase = phase
-            self.bar.set_description(phase)
-        return True
-
-    def _on_training_end(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 # ---------------------------------------------------------------------------------------------- run folders
@@ -230,7 +197,6 @@ def _learn(
     run_dir: Path,
     env: gym.Env,
     total: int | None,
-    planned: int,
     seed: int,
     resuming: bool,
     progress: bool,
@@ -255,7 +221,7 @@ def _learn(
         CheckpointCallback(config.checkpoint_freq, checkpoint_dir, name_prefix=CHECKPOINT_PREFIX),
     ]
     if progress:
-        callbacks.append(ProgressBar(planned, initial=agent.num_timesteps))
+        callbacks.append(ProgressBarCallback(only_on_terminal=True))
     try:
         agent.learn(
             total_timesteps=total,
@@ -333,7 +299,7 @@ def train_task(
         f"training {type(agent).__name__} on {config.name} ({config.profile} profile, {len(buffer)} transitions, "
         f"{planned} gradient steps, device {agent.device}) in {run_dir}"
     )
-    _learn(agent, config, run_dir, env, config.n_timesteps, planned, seed, False, progress, echo)
+    _learn(agent, config, run_dir, env, config.n_timesteps, seed, False, progress, echo)
     path, result = _finish(agent, config, run_dir, env, seed, echo)
     return RunResult(run_dir, path, agent.num_timesteps, result)
 
@@ -371,6 +337,6 @@ def resume_run(
         file.write(command + "\n")
     echo(f"resuming {run_dir} from {checkpoint.name}: step {agent.num_timesteps} of {planned}, {remaining} to go")
     if remaining:
-        _learn(agent, config, run_dir, env, remaining, planned, seed, True, progress, echo)
+        _learn(agent, config, run_dir, env, remaining, seed, True, progress, echo)
     path, result = _finish(agent, config, run_dir, env, seed, echo)
     return RunResult(run_dir, path, agent.num_timesteps, result)

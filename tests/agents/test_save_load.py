@@ -163,12 +163,23 @@ def _stop_at(step: int):
     return callback
 
 
-def test_resume_at_a_phase_boundary_equals_the_uninterrupted_run(agent_class, bandit_data, tmp_path):
-    uninterrupted = agent_class("MlpPolicy", bandit_data, reward_scaling="none", **TINY).learn()
+@pytest.fixture(scope="module")
+def uninterrupted(agent_class, bandit_data):
+    return agent_class("MlpPolicy", bandit_data, reward_scaling="none", **TINY).learn()
+
+
+# TINY: warm-up steps 0-59, in-support critic 60-99, refinement 100-139 with renewals at 100 and 120
+@pytest.mark.parametrize(
+    "stop",
+    [30, 80, 100, 110, 120],
+    ids=["mid-warm-up", "mid-critic", "phase-boundary", "between-renewals", "at-a-renewal"],
+)
+def test_resume_from_any_checkpoint_equals_the_uninterrupted_run(
+    agent_class, bandit_data, uninterrupted, tmp_path, stop
+):
     first = agent_class("MlpPolicy", bandit_data, reward_scaling="none", **TINY)
-    boundary = TINY["behavior_steps"] + TINY["critic_steps"]  # the refinement starts here
-    first.learn(callback=_stop_at(boundary))
-    assert first.num_timesteps == boundary
+    first.learn(callback=_stop_at(stop))
+    assert first.num_timesteps == stop
     resumed = agent_class.load(first.save(tmp_path / "checkpoint"), device="cpu", dataset=bandit_data)
     resumed.learn(reset_num_timesteps=False)
     assert resumed.num_timesteps == uninterrupted.num_timesteps

@@ -143,3 +143,19 @@ def test_critic_ensemble_of_four_trains_saves_and_acts_on_its_minimum(agent_clas
 def test_critic_ensemble_needs_a_member(agent_class, bandit_data):
     with pytest.raises(ValueError, match="n_critics must be >= 1"):
         agent_class("MlpPolicy", bandit_data, **dict(TINY, policy_kwargs=dict(TINY["policy_kwargs"], n_critics=0)))
+
+
+def test_a_second_learn_continues_the_refinement(agent_class, bandit_data):
+    seen = []
+
+    class Record(BaseCallback):
+        def _on_step(self):
+            seen.append(self.model.current_phase)
+            return True
+
+    agent = agent_class("MlpPolicy", bandit_data, reward_scaling="none", **TINY).learn()
+    refined = {k: v.clone() for k, v in agent.policy.actor.state_dict().items()}
+    agent.learn(total_timesteps=25, callback=Record())  # reset_num_timesteps=True: only the counter restarts
+    assert seen == ["policy"] * 25 and agent.num_timesteps == 25
+    moved = [not torch.equal(refined[k], v) for k, v in agent.policy.actor.state_dict().items()]
+    assert any(moved), "the second learn() did not train the refined actor"

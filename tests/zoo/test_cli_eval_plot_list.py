@@ -91,7 +91,7 @@ def test_list_shows_tasks_datasets_and_availability_without_network(minari_datas
 
     monkeypatch.setattr(socket, "create_connection", no_network)
     output = invoke("list").output
-    assert "zoo/flow.yml: 19 tasks" in output
+    assert "zoo/flow.yml: 25 tasks" in output
     mini = output.split("hopper-medium-mini", 1)[1].split("\n\n", 1)[0]
     assert "available (shipped with the package)" in mini
     stats = json.loads((BUILTIN_DIR / "hopper-medium-mini" / "data" / "metadata.json").read_text())
@@ -99,7 +99,7 @@ def test_list_shows_tasks_datasets_and_availability_without_network(minari_datas
     medium = output.split("\nhopper-medium ", 1)[1].split("\n\n", 1)[0]
     assert "missing: `minari download mujoco/hopper/medium-v0` when online" in medium
     assert "antmaze-large-diverse" in output and "AntMaze_Large-v4" in output
-    assert "zoo/diffusion.yml: 19 tasks" in invoke("list", "--algo", "diffusion").output
+    assert "zoo/diffusion.yml: 25 tasks" in invoke("list", "--algo", "diffusion").output
 
 
 def test_list_marks_local_minari_datasets_available(minari_dataset, tmp_path):

@@ -20,7 +20,11 @@ ANTMAZE = [
     f"antmaze-{maze}"
     for maze in ("umaze", "umaze-diverse", "medium-play", "medium-diverse", "large-play", "large-diverse")
 ]
-LOCAL = ["local-hopper-medium", "local-hopper-expert", "local-hopper-medium-expert", "hopper-medium-mini"]
+LOCAL = [
+    f"local-{env}-{kind}"
+    for env in ("hopper", "halfcheetah", "walker2d")
+    for kind in ("medium", "expert", "medium-expert")
+] + ["hopper-medium-mini"]
 
 
 @pytest.mark.parametrize("profile", PROFILES)
@@ -70,9 +74,13 @@ def test_cpu_profile_is_a_smaller_budget_of_the_same_algorithm():
         assert cpu.planned_timesteps < gpu.planned_timesteps / 5
         assert cpu.hyperparams["beta"] == gpu.hyperparams["beta"]
         assert cpu.hyperparams["policy_kwargs"]["architecture"] == "mlp"
-    # a task's own cpu block wins over default.cpu (AntMaze keeps more support actions than locomotion)
-    assert zoo.resolve("antmaze-umaze", "cpu").hyperparams["n_support_actions"] == 16
-    assert zoo.resolve("hopper-medium", "cpu").hyperparams["n_support_actions"] == 8
+    # default.cpu wins over a task's own hyperparams; the task's other values stay
+    antmaze_cpu, antmaze_gpu = zoo.resolve("antmaze-umaze", "cpu"), zoo.resolve("antmaze-umaze", "gpu")
+    assert antmaze_gpu.hyperparams["n_support_actions"] == 32 and antmaze_cpu.hyperparams["n_support_actions"] == 16
+    assert antmaze_cpu.hyperparams["reward_scaling"] == "antmaze"
+    # one CPU recipe: every local task resolves to the same hyperparameters
+    recipes = [zoo.resolve(task, "cpu").hyperparams for task in LOCAL]
+    assert all(recipe == recipes[0] for recipe in recipes)
 
 
 def _zoo(text: str, source: str = "zoo/flow.yml") -> ZooFile:
