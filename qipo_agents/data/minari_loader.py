@@ -5,7 +5,7 @@ terminations and truncations. Transition ``t`` of an episode is therefore
 ``(obs[t], action[t], reward[t], obs[t + 1], termination[t], truncation[t])``, so inside an
 episode ``next_observations[t] == observations[t + 1]``.
 
-Offline machines: ``minari.download_dataset`` talks to a remote (Hugging Face by default) and
+Offline machines: ``minari.load_dataset(..., download=True)`` talks to a remote (Hugging Face by default) and
 its failure modes range from ``ImportError`` (``huggingface_hub`` missing) to long network
 timeouts. We probe the remote's host with a short socket connection first and turn every
 failure into a :class:`DatasetNotFoundError` that says where we looked and what to do.
@@ -45,7 +45,7 @@ def load_minari(dataset: str | os.PathLike | minari.MinariDataset, download: boo
             ``MINARI_DATASETS_PATH`` (default ``~/.minari/datasets``); the path of a Minari dataset
             folder (it or its ``data/`` subfolder holds ``metadata.json``); or an open
             ``minari.MinariDataset`` (its ``episode_indices`` selection is honoured).
-        download: when the id is not found locally, try ``minari.download_dataset`` (after a fast
+        download: when the id is not found locally, try ``minari.load_dataset(id, download=True)`` (after a fast
             connectivity probe, so an offline machine fails within seconds instead of hanging).
 
     Returns:
@@ -86,11 +86,10 @@ def open_minari_dataset(dataset_id: str, download: bool = True) -> minari.Minari
         reason = _probe_remote()
         if reason is None:
             try:
-                minari.download_dataset(dataset_id)
+                return minari.load_dataset(dataset_id, download=True)
             except Exception as error:  # ImportError, ValueError, network errors: all mean "not available"
                 reason = f"the download failed: {type(error).__name__}: {error}"
-        if not data_path.is_dir():
-            raise DatasetNotFoundError(_not_found_message(dataset_id, reason or "the download produced nothing"))
+        raise DatasetNotFoundError(_not_found_message(dataset_id, reason))
     return _open(data_path, dataset_id)
 
 

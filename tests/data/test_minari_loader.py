@@ -131,19 +131,39 @@ def test_no_download_when_disabled(minari_root, monkeypatch):
         raise AssertionError("must not try to download")
 
     monkeypatch.setattr(minari_loader, "_probe_remote", forbidden)
-    monkeypatch.setattr(minari, "download_dataset", forbidden)
+    monkeypatch.setattr(minari, "load_dataset", forbidden)
     with pytest.raises(DatasetNotFoundError, match="download=False"):
         load_minari("nowhere/hopper/missing-v0", download=False)
 
 
 def test_failed_download_becomes_dataset_not_found(minari_root, monkeypatch):
-    def failing_download(dataset_id, force_download=False):
+    def failing_download(dataset_id, download=False):
         raise ValueError(f"Couldn't find any version for dataset {dataset_id}")
 
     monkeypatch.setattr(minari_loader, "_probe_remote", lambda: None)  # pretend we are online
-    monkeypatch.setattr(minari, "download_dataset", failing_download)
+    monkeypatch.setattr(minari, "load_dataset", failing_download)
     with pytest.raises(DatasetNotFoundError, match="the download failed: ValueError"):
         load_minari("nowhere/hopper/missing-v0")
+
+
+def test_online_download_goes_through_minari_load_dataset(minari_root, minari_dataset, monkeypatch):
+    asked = []
+    stored = minari_dataset
+
+    def download(dataset_id, download=False):
+        asked.append((dataset_id, download))
+        return stored
+
+    monkeypatch.setattr(minari_loader, "_probe_remote", lambda: None)  # pretend we are online
+    monkeypatch.setattr(minari, "load_dataset", download)
+    buffer = load_minari("mujoco/hopper/medium-v0")
+    assert asked == [("mujoco/hopper/medium-v0", True)] and len(buffer) == stored.total_steps
+
+
+def test_minari_download_extra_is_installed():
+    import huggingface_hub  # minari[hf]: without it every remote id fails
+
+    assert huggingface_hub.__version__
 
 
 def test_hanging_network_probe_is_bounded(monkeypatch):
