@@ -274,6 +274,17 @@ def eval_command(
 @click.option("--description", help="dataset description [default: a summary of the collection]")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--progress/--no-progress", default=True, show_default=True)
+@click.option(
+    "--vecnormalize",
+    type=click.Path(exists=True, dir_okay=False),
+    help="VecNormalize statistics the agent acts behind [default: found in the rl-zoo layout]",
+)
+@click.option(
+    "--agent-config",
+    type=click.Path(exists=True, dir_okay=False),
+    help="the agent's rl-zoo config.yml, for its env_wrapper [default: found in the rl-zoo layout]",
+)
+@click.option("--algo", help="the SB3 algorithm (ppo, tqc, ...) when the zip does not tell")
 @_user_errors
 def collect(
     model: str,
@@ -290,10 +301,16 @@ def collect(
     description: str | None,
     device: str,
     progress: bool,
+    vecnormalize: str | None,
+    agent_config: str | None,
+    algo: str | None,
 ) -> None:
     """Roll out MODEL (an SB3 / sb3-contrib zip or a qipo_agents save) into a local Minari dataset.
 
-    The dataset goes to the local Minari store ($MINARI_DATASETS_PATH, else ~/.minari/datasets).
+    rl-baselines3-zoo agents act as they were trained: behind their VecNormalize statistics and
+    env wrappers (read from <dir>/<stem>/vecnormalize.pkl and config.yml, or the Hugging Face
+    layout), while the dataset records the env's raw observations. The dataset goes to the local
+    Minari store ($MINARI_DATASETS_PATH, else ~/.minari/datasets), written episode by episode.
     """
     from qipo_agents.zoo.collect import collect as run_collect
 
@@ -316,6 +333,9 @@ def collect(
         description=description,
         device=device,
         progress=progress,
+        vecnormalize=vecnormalize,
+        config=agent_config,
+        algo=algo,
     )
     text = f"wrote Minari dataset {done.dataset_id} to {done.path}: {done.n_episodes} episodes, {done.n_steps} steps"
     if len(done.returns):

@@ -3,14 +3,15 @@
 The D4RL recipe: run the behaviour policy (stochastic actions by default), record every
 transition, end episodes where the env terminates or truncates (time limit), and stop after a
 fixed number of steps (the last episode is then truncated by the budget). The agent may be a
-Stable-Baselines3 / sb3-contrib model zip (SAC, TD3, TQC, ...) or a saved qipo_agents agent.
-Writing uses ``minari.create_dataset_from_buffers`` with ``EpisodeBuffer``s built from arrays.
+Stable-Baselines3 / sb3-contrib model zip as rl-baselines3-zoo publishes it (with its
+VecNormalize statistics and env wrappers, :mod:`qipo_agents.zoo.rl_zoo`) or a saved qipo_agents
+agent. A recorder directly on the raw env keeps the env's own observations (the agent's wrappers
+sit outside it) and writes each episode to the Minari dataset as it ends, so a collection of
+millions of steps never sits in memory; an interrupted collection leaves no dataset behind.
 """
 
 from __future__ import annotations
 
-import importlib
-import json
 import re
 import zipfile
 from dataclasses import dataclass
@@ -19,27 +20,13 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
 
-from qipo_agents.common.evaluation import reference_scores
+from qipo_agents.common.evaluation import check_env_spaces, reference_scores
 from qipo_agents.data.minari_loader import datasets_root
-from qipo_agents.errors import ConfigError
+from qipo_agents.errors import ConfigError, SpaceMismatchError
 from qipo_agents.zoo.envs import import_env_package
-
-# SB3 module name -> (package, class) for the algorithms that can act from a saved zip.
-_SB3_ALGOS = {
-    "sac": "SAC",
-    "td3": "TD3",
-    "ddpg": "DDPG",
-    "ppo": "PPO",
-    "a2c": "A2C",
-    "dqn": "DQN",
-    "tqc": "TQC",
-    "trpo": "TRPO",
-    "ars": "ARS",
-    "crossq": "CrossQ",
-    "qrdqn": "QRDQN",
-    "ppo_recurrent": "RecurrentPPO",
-}
+from qipo_agents.zoo.rl_zoo import ActingPolicy, load_rl_zoo_agent
 
 
 @dataclass
@@ -53,69 +40,45 @@ class Collected:
     algorithm: str
 
 
-def _model_kind(path: Path) -> tuple[str, str | None]:
-    """``("qipo", None)`` or ``("sb3", "<package>.<algo module>")`` from the zip's contents."""
+def _is_qipo_save(path: Path) -> bool:
     try:
         with zipfile.ZipFile(path) as archive:
-            names = set(archive.namelist())
-            if "data.json" in names:
-                return "qipo", None
-            if "data" in names:
-                data = json.loads(archive.read("data"))
-                module = (data.get("policy_class") or {}).get("__module__", "")
-                return "sb3", module
-    except (zipfile.BadZipFile, OSError, ValueError) as error:
+            return "data.json" in archive.namelist()
+    except (zipfile.BadZipFile, OSError) as error:
         raise ConfigError(f"{path} is not a readable agent zip ({error})") from error
-    raise ConfigError(f"{path} is neither a Stable-Baselines3 model nor a qipo_agents save file")
 
 
-def load_policy(path: str | Path, env: gym.Env, device: str = "cpu") -> tuple[Any, str]:
-    """``(agent with predict(obs, deterministic=...), description)`` for a saved SB3 or qipo_agents agent."""
+def load_policy(
+    path: str | Path,
+    env: gym.Env,
+    device: str = "cpu",
+    vecnormalize: str | Path | None = None,
+    config: str | Path | None = None,
+    algo: str | None = None,
+) -> ActingPolicy:
+    """The agent saved at ``path`` (an SB3 / sb3-contrib zip or a qipo_agents save), ready to act in ``env``."""
     path = Path(path)
     if not path.exists() and path.with_name(path.name + ".zip").exists():
         path = path.with_name(path.name + ".zip")
     if not path.is_file():
         raise ConfigError(f"no agent file at {path}")
-    kind, module = _model_kind(path)
-    if kind == "qipo":
+    if _is_qipo_save(path):
+        if vecnormalize is not None or config is not None:
+            raise ConfigError(
+                f"{path} is a qipo_agents agent: it normalises its own observations (no --vecnormalize/--config)"
+            )
         from qipo_agents.qipo.algorithm import QIPO
 
         agent = QIPO.load(path, device=device)
-        return agent, type(agent).__name__
-    parts = module.split(".")  # e.g. stable_baselines3.sac.policies / sb3_contrib.tqc.policies
-    if len(parts) < 2 or parts[1] not in _SB3_ALGOS:
-        raise ConfigError(f"{path}: cannot tell which Stable-Baselines3 algorithm saved it (policy module {module!r})")
-    package, class_name = parts[0], _SB3_ALGOS[parts[1]]
-    try:
-        algo_class = getattr(importlib.import_module(package), class_name)
-    except ImportError as error:
-        pip = "sb3-contrib" if package == "sb3_contrib" else package.replace("_", "-")
-        raise ConfigError(
-            f"{path} is a {class_name} agent from {package}, which is not installed: pip install {pip} ({error})"
-        ) from error
-    # Agents saved by older SB3 / gym pickled their spaces and schedules: replace what acting does not need.
-    custom = {
-        "observation_space": env.observation_space,
-        "action_space": env.action_space,
-        "learning_rate": 0.0,
-        "lr_schedule": lambda _: 0.0,
-        "clip_range": lambda _: 0.0,
-        "exploration_schedule": lambda _: 0.0,
-        "replay_buffer_class": None,
-    }
-    try:
-        agent = algo_class.load(path, custom_objects=custom, device=device)
-    except Exception as error:  # noqa: BLE001 - SB3 raises many kinds on a foreign zip
-        raise ConfigError(
-            f"{path} could not be loaded as a {class_name} agent: {type(error).__name__}: {error}"
-        ) from error
-    return agent, f"{package.replace('_', '-')} {class_name}"
-
-
-def _stack(observations: list[Any]) -> Any:
-    if isinstance(observations[0], dict):
-        return {key: _stack([o[key] for o in observations]) for key in observations[0]}
-    return np.asarray(observations)
+        # goal-conditioned envs (AntMaze) observe a dict; the agent was trained on it flattened
+        wrappers = [gym.wrappers.FlattenObservation] if isinstance(env.observation_space, gym.spaces.Dict) else []
+        policy = ActingPolicy(agent, type(agent).__name__, wrappers)
+        try:
+            check_env_spaces(policy.wrap(env), agent.observation_space, agent.action_space)
+        except SpaceMismatchError as error:
+            raise ConfigError(str(error)) from error
+        return policy
+    return load_rl_zoo_agent(path, env, vecnormalize=vecnormalize, config=config, algo=algo, device=device)
 
 
 def collect(
@@ -132,17 +95,20 @@ def collect(
     description: str | None = None,
     device: str = "cpu",
     progress: bool = True,
+    vecnormalize: str | Path | None = None,
+    config: str | Path | None = None,
+    algo: str | None = None,
 ) -> Collected:
     """Roll ``model`` out for ``n_steps`` env steps in ``env_id`` and write the Minari dataset ``dataset_id``.
 
     Args:
         stochastic: sample actions (``deterministic=False``), as D4RL did.
+        seed: seeds the first reset, the action space and the agent's sampling (torch), so a
+            collection is reproducible.
         reference: ``(random, expert)`` returns stored as ``ref_min_score`` / ``ref_max_score``;
             None: D4RL's for the env family (hopper, halfcheetah, walker2d, antmaze), else none.
+        vecnormalize, config, algo: for rl-zoo agents, see :func:`~qipo_agents.zoo.rl_zoo.load_rl_zoo_agent`.
     """
-    import minari
-    from minari.data_collector import EpisodeBuffer
-
     if n_steps < 1:
         raise ConfigError("--steps must be at least 1")
     if not re.fullmatch(r"([A-Za-z0-9_.-]+/)*[A-Za-z0-9_.-]+-v\d+", dataset_id):
@@ -154,94 +120,164 @@ def collect(
         raise ConfigError(f"Minari dataset {dataset_id!r} already exists at {target}; choose another --dataset-id")
     import_env_package(env_package)
     try:
-        env = gym.make(env_id)
+        raw_env = gym.make(env_id)
     except gym.error.Error as error:
         raise ConfigError(f"cannot create the environment {env_id!r}: {error}") from error
-    agent, algorithm = load_policy(model, env, device)
-    flatten = hasattr(agent, "dataset_metadata") and isinstance(env.observation_space, gym.spaces.Dict)
+    policy = load_policy(model, raw_env, device, vecnormalize=vecnormalize, config=config, algo=algo)
     if reference is None:
         reference = reference_scores({"env_id": env_id})
-
-    buffers, returns = [], []
-    observation, _ = env.reset(seed=seed)
-    env.action_space.seed(seed)
-    episode: dict[str, list] = {
-        "observations": [observation],
-        "actions": [],
-        "rewards": [],
-        "terminations": [],
-        "truncations": [],
-    }
+    torch.manual_seed(seed)
+    mode = "stochastic" if stochastic else "deterministic"
+    writer = _EpisodeWriter(
+        dataset_id,
+        env_id,
+        algorithm_name=f"{policy.description} {mode} rollout",
+        author=author,
+        author_email=author_email,
+        reference=reference,
+    )
+    recorder = _EpisodeRecorder(raw_env, writer)
+    env = policy.wrap(recorder)  # the agent observes through its wrappers, the recorder sees the raw env
+    returns: list[float] = []
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=n_steps, unit="step", desc="collecting", dynamic_ncols=True, disable=None)
-    for step in range(n_steps):
-        policy_obs = gym.spaces.flatten(env.observation_space, observation) if flatten else observation
-        action, _ = agent.predict(policy_obs, deterministic=not stochastic)
-        observation, reward, terminated, truncated, _ = env.step(action)
-        last = step == n_steps - 1
-        episode["observations"].append(observation)
-        episode["actions"].append(np.asarray(action, dtype=env.action_space.dtype))
-        episode["rewards"].append(float(reward))
-        episode["terminations"].append(bool(terminated))
-        episode["truncations"].append(bool(truncated) or (last and not terminated))
-        if bar is not None:
-            bar.update(1)
-        if terminated or truncated or last:
+    try:
+        observation, _ = env.reset(seed=seed)
+        env.action_space.seed(seed)
+        for step in range(n_steps):
+            action = policy.predict(observation, deterministic=not stochastic)
+            observation, _, terminated, truncated, _ = env.step(action)
+            if bar is not None:
+                bar.update(1)
             if terminated or truncated:
-                returns.append(float(np.sum(episode["rewards"])))
-            buffers.append(
-                EpisodeBuffer(
-                    id=len(buffers),
-                    observations=_stack(episode["observations"]),
-                    actions=np.asarray(episode["actions"]),
-                    rewards=np.asarray(episode["rewards"], dtype=np.float64),
-                    terminations=np.asarray(episode["terminations"]),
-                    truncations=np.asarray(episode["truncations"]),
-                )
-            )
-            if not last:
-                observation, _ = env.reset()
-                episode = {
-                    "observations": [observation],
-                    "actions": [],
-                    "rewards": [],
-                    "terminations": [],
-                    "truncations": [],
-                }
-    if bar is not None:
-        bar.close()
-
+                returns.append(recorder.last_return)
+                if step < n_steps - 1:
+                    observation, _ = env.reset()
+        recorder.end_by_budget()  # the last episode, cut by the budget, is stored as truncated
+    except BaseException:
+        writer.discard()
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    env.close()
+    n_episodes = writer.n_episodes
     returns_arr = np.asarray(returns)
     mode = "stochastic" if stochastic else "deterministic"
     summary = (
-        f"{len(buffers)} episodes, {n_steps} steps of {algorithm} ({mode} actions) in {env_id}, "
+        f"{n_episodes} episodes, {n_steps} steps of {policy.description} ({mode} actions) in {env_id}, "
         f"collected with `qipo-zoo collect` (D4RL recipe)"
-    )
-    dataset = minari.create_dataset_from_buffers(
-        dataset_id,
-        buffers,
-        env=env_id,
-        eval_env=env_id,
-        algorithm_name=f"{algorithm} {mode} rollout",
-        author=author,
-        author_email=author_email,
-        code_permalink="qipo-zoo collect",
-        description=description or summary,
-        ref_min_score=None if reference is None else float(reference[0]),
-        ref_max_score=None if reference is None else float(reference[1]),
     )
     normalized = None
     stats: dict[str, Any] = {
-        "collection": {"model": str(model), "seed": seed, "stochastic": stochastic, "steps": n_steps}
+        "collection": {
+            "model": str(model),
+            "seed": seed,
+            "stochastic": stochastic,
+            "steps": n_steps,
+            **{f"{name}_file": path for name, path in policy.files.items()},
+        },
+        "description": description or summary,
     }
     if len(returns_arr):
         stats.update(mean_return=round(float(returns_arr.mean()), 2), std_return=round(float(returns_arr.std()), 2))
         if reference is not None:
             normalized = 100.0 * (returns_arr - reference[0]) / (reference[1] - reference[0])
             stats["normalized_score"] = round(float(normalized.mean()), 2)
-    dataset.storage.update_metadata(stats)
-    env.close()
-    return Collected(dataset_id, target, len(buffers), n_steps, returns_arr, normalized, algorithm)
+    writer.dataset.storage.update_metadata(stats)
+    return Collected(dataset_id, target, n_episodes, n_steps, returns_arr, normalized, policy.description)
+
+
+class _EpisodeWriter:
+    """Appends finished episodes to a new Minari dataset, created with the first one."""
+
+    def __init__(self, dataset_id: str, env_id: str, reference: tuple[float, float] | None, **metadata: Any):
+        self.dataset_id, self.env_id, self.metadata = dataset_id, env_id, metadata
+        self.reference = reference
+        self.dataset = None
+        self.n_episodes = 0
+
+    def write(self, episode: dict[str, list]) -> None:
+        import minari
+        from minari.data_collector import EpisodeBuffer
+
+        buffer = EpisodeBuffer(
+            id=self.n_episodes,
+            observations=np.asarray(episode["observations"]),
+            actions=np.asarray(episode["actions"]),
+            rewards=np.asarray(episode["rewards"], dtype=np.float64),
+            terminations=np.asarray(episode["terminations"]),
+            truncations=np.asarray(episode["truncations"]),
+        )
+        if self.dataset is None:
+            self.dataset = minari.create_dataset_from_buffers(
+                self.dataset_id,
+                [buffer],
+                env=self.env_id,
+                eval_env=self.env_id,
+                code_permalink="qipo-zoo collect",
+                description="being collected by qipo-zoo collect",
+                ref_min_score=None if self.reference is None else float(self.reference[0]),
+                ref_max_score=None if self.reference is None else float(self.reference[1]),
+                **self.metadata,
+            )
+        else:
+            self.dataset.storage.update_episodes([buffer])
+        self.n_episodes += 1
+
+    def discard(self) -> None:
+        """Remove the partly written dataset (an interrupted collection leaves nothing behind)."""
+        if self.dataset is not None:
+            import shutil
+
+            shutil.rmtree(datasets_root() / self.dataset_id, ignore_errors=True)
+
+
+class _EpisodeRecorder(gym.Wrapper):
+    """Records the raw env's transitions, one episode at a time, and hands each to ``writer``."""
+
+    def __init__(self, env: gym.Env, writer: _EpisodeWriter):
+        super().__init__(env)
+        self.writer = writer
+        self.episode: dict[str, list] | None = None
+        self.last_return = 0.0
+
+    def reset(self, **kwargs):
+        observation, info = self.env.reset(**kwargs)
+        self.episode = {
+            "observations": [observation],
+            "actions": [],
+            "rewards": [],
+            "terminations": [],
+            "truncations": [],
+        }
+        return observation, info
+
+    def step(self, action):
+        action = np.asarray(action, dtype=self.env.action_space.dtype)
+        observation, reward, terminated, truncated, info = self.env.step(action)
+        for key, value in (
+            ("observations", observation),
+            ("actions", action),
+            ("rewards", float(reward)),
+            ("terminations", bool(terminated)),
+            ("truncations", bool(truncated)),
+        ):
+            self.episode[key].append(value)
+        if terminated or truncated:
+            self._flush()
+        return observation, reward, terminated, truncated, info
+
+    def end_by_budget(self) -> None:
+        """Store the unfinished episode as truncated (the collection budget ended it)."""
+        if self.episode is not None and self.episode["actions"]:
+            self.episode["truncations"][-1] = True
+            self._flush()
+
+    def _flush(self) -> None:
+        self.last_return = float(np.sum(self.episode["rewards"]))
+        self.writer.write(self.episode)
+        self.episode = None

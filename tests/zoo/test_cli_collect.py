@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 from pathlib import Path
 
@@ -17,6 +17,7 @@ from .conftest import invoke
 AGENTS = Path(__file__).resolve().parents[2].parent / "shared" / "agents"
 SAC = AGENTS / "sac-Hopper-v3.zip"
 TQC = AGENTS / "tqc-Hopper-v3.zip"
+PPO_CHEETAH = AGENTS / "ppo-HalfCheetah-v3.zip"
 
 
 @pytest.mark.skipif(not SAC.is_file(), reason="the shared SB3 SAC Hopper agent is not on this machine")
@@ -41,8 +42,15 @@ def test_collect_from_the_shared_sac_agent(minari_root):
 
 
 @pytest.mark.skipif(not TQC.is_file(), reason="the shared TQC Hopper agent is not on this machine")
-@pytest.mark.skipif(importlib.util.find_spec("sb3_contrib") is not None, reason="sb3-contrib is installed")
-def test_collect_from_tqc_without_sb3_contrib_says_what_to_install(minari_root):
+def test_collect_from_tqc_without_sb3_contrib_says_what_to_install(minari_root, monkeypatch):
+    real_import = importlib.import_module
+
+    def without_sb3_contrib(name, *args):
+        if name.startswith("sb3_contrib"):
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args)
+
+    monkeypatch.setattr(importlib, "import_module", without_sb3_contrib)
     result = invoke(
         "collect", TQC, "--env", "Hopper-v5", "--dataset-id", "local/hopper/tqc-v0", "--steps", "10", expect=1
     )
@@ -72,3 +80,16 @@ def test_collect_rejects_bad_arguments(tmp_path, minari_root):
     assert "give both --ref-min-score and --ref-max-score" in collect(
         "--dataset-id", "a/b-v0", "--ref-min-score", "1", expect=2
     )
+
+
+@pytest.mark.skipif(not PPO_CHEETAH.is_file(), reason="the shared PPO HalfCheetah agent is not on this machine")
+def test_collect_behind_vecnormalize_reaches_the_agents_return(minari_root):
+    statistics = AGENTS / "ppo-HalfCheetah-v3-vecnormalize.pkl"
+    common = ["--env", "HalfCheetah-v5", "--steps", "3000", "--no-progress"]
+    invoke("collect", PPO_CHEETAH, *common, "--vecnormalize", statistics, "--dataset-id", "local/halfcheetah/ppo-v0")
+    invoke("collect", PPO_CHEETAH, *common, "--dataset-id", "local/halfcheetah/ppo-raw-v0")
+    scaled = make_buffer("local/halfcheetah/ppo-v0", download=False)
+    raw = make_buffer("local/halfcheetah/ppo-raw-v0", download=False)
+    # three whole 1000-step episodes each; the agent's stochastic return is 2784-5793
+    assert scaled.terminations.sum() == 0 and scaled.truncations.sum() == 3
+    assert scaled.rewards.sum() / 3 > 4000 and raw.rewards.sum() / 3 < 500
