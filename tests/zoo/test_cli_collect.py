@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -93,3 +95,22 @@ def test_collect_behind_vecnormalize_reaches_the_agents_return(minari_root):
     # three whole 1000-step episodes each; the agent's stochastic return is 2784-5793
     assert scaled.terminations.sum() == 0 and scaled.truncations.sum() == 3
     assert scaled.rewards.sum() / 3 > 4000 and raw.rewards.sum() / 3 < 500
+
+
+@pytest.mark.skipif(not PPO_CHEETAH.is_file(), reason="the shared rl-zoo agents are not on this machine")
+def test_make_local_datasets_rebuilds_reproducibly(tmp_path, monkeypatch):
+    script = Path(__file__).resolve().parents[2] / "scripts" / "make_local_datasets.py"
+    spec = importlib.util.spec_from_file_location("make_local_datasets", script)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "make_local_datasets", module)
+    spec.loader.exec_module(module)
+    for out in ("a", "b"):
+        module.main(
+            ["--agents", str(AGENTS), "--out", str(tmp_path / out), "--steps", "1200", "--only", "walker2d-medium"]
+        )
+    first, second = (
+        make_buffer(str(tmp_path / out / "local/walker2d/medium-v0"), download=False) for out in ("a", "b")
+    )
+    assert len(first) == 1200
+    np.testing.assert_array_equal(first.observations, second.observations)
+    np.testing.assert_array_equal(first.actions, second.actions)
