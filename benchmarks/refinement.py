@@ -17,7 +17,10 @@ script measures, on 1000 fixed dataset states with 32 sampled actions each:
   ``best_of_n`` (``--episodes 0`` skips it).
 
 Several settings can be compared in one run (``--hyperparams`` takes one JSON object per setting);
-each starts from the same saved agent, with the same evaluation seeds.
+each starts from the same saved agent, with the same evaluation seeds. Measurements leave the
+agent's random generator as they found it, so from a checkpoint that ``qipo-zoo train`` wrote at
+the end of the critic phase, the last chunk's agent is exactly the one the zoo run would have
+trained with those settings, and with ``--seed 0`` its score is the run's final evaluation.
 
 Example (the diagnosis of the local-hopper-medium CPU profile, docs/benchmarks.md)::
 
@@ -112,6 +115,9 @@ def run_setting(args: argparse.Namespace, overrides: dict[str, Any], buffer, env
         if chunk:
             agent.learn(args.chunk, reset_num_timesteps=False)
         record = {"refinement_steps": chunk * args.chunk, "train_s": time.perf_counter() - start}
+        # measuring must not draw from the agent's generator: the refinement then trains exactly as
+        # a run with these settings resumed from the same checkpoint would
+        generator_state = agent.generator.get_state()
         record.update(probe(agent, observations, dataset_actions, args.seed + chunk))
         record["renewals"] = getattr(agent._phase, "n_renewals", 0) if chunk else 0
         if args.episodes:
@@ -119,6 +125,8 @@ def run_setting(args: argparse.Namespace, overrides: dict[str, Any], buffer, env
                 agent, env, args.episodes, deterministic=False, seed=1000 * args.seed, reference=reference
             )
             record["score"], record["score_std"] = result.normalized_mean, result.normalized_std
+            record["returns"] = result.returns
+        agent.generator.set_state(generator_state)
         records.append(record)
         print(json.dumps({"setting": overrides, **record}), flush=True)
         start = time.perf_counter() - record["train_s"]  # evaluation time is not training time
