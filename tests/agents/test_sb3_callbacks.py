@@ -1,0 +1,82 @@
+"""Stable-Baselines3's own callbacks work unchanged in learn(callback=...), and load(env=...) as in SB3."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from stable_baselines3.common.callbacks import (
+    BaseCallback,
+    CallbackList,
+    CheckpointCallback,
+    EvalCallback,
+    ProgressBarCallback,
+    StopTrainingOnNoModelImprovement,
+)
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.vec_env import VecEnv
+
+from qipo_agents import QIPOFlow
+from qipo_agents.errors import SpaceMismatchError
+
+from ..conftest import DATASET_ID
+from .conftest import TINY
+
+
+@pytest.fixture
+def hopper_agent(minari_dataset):
+    return QIPOFlow("MlpPolicy", DATASET_ID, **TINY)
+
+
+def test_sb3_eval_callback_with_early_stopping_and_checkpoints(hopper_agent, tmp_path):
+    stop = StopTrainingOnNoModelImprovement(max_no_improvement_evals=1, min_evals=1)
+    evaluation = EvalCallback(
+        gym.make("Hopper-v5"),
+        eval_freq=30,
+        n_eval_episodes=1,
+        best_model_save_path=str(tmp_path / "best"),
+        log_path=str(tmp_path / "eval"),
+        callback_after_eval=stop,
+    )
+    checkpoints = CheckpointCallback(save_freq=50, save_path=str(tmp_path / "checkpoints"), name_prefix="qipo")
+    hopper_agent.learn(callback=CallbackList([evaluation, checkpoints, ProgressBarCallback()]))
+    assert evaluation.n_calls >= 30 and np.load(tmp_path / "eval" / "evaluations.npz")["results"].shape[1] == 1
+    assert (tmp_path / "best" / "best_model.zip").is_file()
+    assert "qipo_50_steps.zip" in {p.name for p in (tmp_path / "checkpoints").iterdir()}
+    # after two evaluations without improvement SB3 stops the run early, or it finished the schedule
+    assert hopper_agent.num_timesteps <= 140
+    assert isinstance(hopper_agent.get_env(), VecEnv) and hopper_agent.get_env().num_envs == 1
+
+
+def test_a_plain_base_callback_sees_the_sb3_locals(hopper_agent):
+    class Count(BaseCallback):
+        def _on_step(self) -> bool:
+            return self.n_calls < 25  # stops training after 25 gradient steps
+
+    hopper_agent.learn(callback=Count())
+    assert hopper_agent.num_timesteps == 25
+
+
+def test_load_takes_an_env_and_evaluate_policy_runs(hopper_agent, tmp_path):
+    path = hopper_agent.learn(total_timesteps=20).save(tmp_path / "agent")
+    env = gym.make("Hopper-v5")
+    loaded = QIPOFlow.load(path, env=env, device="cpu")
+    assert loaded.get_env().envs[0] is env
+    mean, _ = evaluate_policy(loaded, loaded.get_env(), n_eval_episodes=1)
+    assert np.isfinite(mean)
+    with pytest.raises(SpaceMismatchError, match="observations"):
+        QIPOFlow.load(path, env=gym.make("Pendulum-v1"), device="cpu")
+
+
+def test_custom_objects_replace_saved_entries_and_unknown_keys_say_so(hopper_agent, tmp_path):
+    path = hopper_agent.save(tmp_path / "agent")
+    loaded = QIPOFlow.load(path, custom_objects={"beta": 1.5}, device="cpu")
+    assert loaded.beta == 1.5
+    with pytest.raises(KeyError, match="custom_objects names lr_schedule, which"):
+        QIPOFlow.load(path, custom_objects={"lr_schedule": None}, device="cpu")
+
+
+def test_print_system_info_prints_both_systems(hopper_agent, tmp_path, capsys):
+    QIPOFlow.load(hopper_agent.save(tmp_path / "agent"), print_system_info=True, device="cpu")
+    out = capsys.readouterr().out
+    assert "== saved on ==" in out and "== this system ==" in out and "PyTorch" in out
