@@ -30,7 +30,7 @@ CRITIC_TYPES = ("in_support_softmax", "expectile")
 class QIPO(OfflineAlgorithm):
     """Q-weighted Iterative Policy Optimisation (Zhang et al., ICLR 2025) over an offline dataset.
 
-    Training runs three phases on one counter of gradient steps (``num_timesteps``):
+    Training runs three phases one after another, on a schedule of gradient steps:
 
     1. **behaviour warm-up** (``behavior_steps``, K1): the policy learns ``mu(a|s)`` with the
        unweighted flow-matching / denoising loss on dataset pairs;
@@ -45,8 +45,10 @@ class QIPO(OfflineAlgorithm):
     ``behavior_steps : critic_steps : policy_steps`` (the split is fixed at the first call and
     saved), and ``renew_interval`` is scaled with the refinement phase so the number of support
     renewals stays the same; ``learn(total_timesteps=None)`` runs exactly the configured steps. A later
-    ``learn(n, reset_num_timesteps=False)`` continues where training stopped (for example on a
-    loaded agent); steps past the end of the schedule keep refining.
+    ``learn(n)`` continues the schedule where training stopped (for example on a loaded agent),
+    whatever ``reset_num_timesteps`` does to the logged counter ``num_timesteps``; steps past the
+    end of the schedule keep refining. Saves hold the schedule position and the current phase's
+    sampled data, so a run resumed from a checkpoint trains exactly as the uninterrupted one.
 
     Args:
         policy: ``"MlpPolicy"``.
