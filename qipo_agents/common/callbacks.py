@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import gymnasium as gym
+import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.callbacks import ProgressBarCallback as SB3ProgressBarCallback
 
@@ -22,8 +23,10 @@ class EvalCallback(BaseCallback):
 
     Logs ``eval/mean_reward``, ``eval/std_reward``, ``eval/mean_ep_length`` and, when reference
     scores are known (from the dataset or D4RL's table), ``eval/normalized_score``. Optionally
-    saves the best agent (by mean return) to ``best_model_save_path/best_model.zip`` and appends
-    each evaluation to ``log_path/evaluations.jsonl``.
+    saves the best agent (by mean return) to ``best_model_save_path/best_model.zip``, and writes
+    every evaluation to ``log_path``: ``evaluations.npz`` in the format of SB3's ``EvalCallback``
+    (``timesteps``, ``results``, ``ep_lengths``: rl-baselines3-zoo's plotting scripts read it) and
+    ``evaluations.jsonl`` with the normalised scores.
 
     Args:
         eval_env: a Gymnasium env, or an env id to ``gym.make``.
@@ -54,6 +57,9 @@ class EvalCallback(BaseCallback):
         self.log_path = None if log_path is None else Path(log_path)
         self.best_mean_reward = -float("inf")
         self.last_result: EvaluationResult | None = None
+        self.evaluations_timesteps: list[int] = []
+        self.evaluations_results: list[list[float]] = []
+        self.evaluations_length: list[list[int]] = []
 
     def _on_step(self) -> bool:
         if self.eval_freq > 0 and self.model.num_timesteps % self.eval_freq == 0:
@@ -78,6 +84,15 @@ class EvalCallback(BaseCallback):
             self.log_path.mkdir(parents=True, exist_ok=True)
             with open(self.log_path / "evaluations.jsonl", "a") as f:
                 f.write(json.dumps({"timesteps": self.model.num_timesteps, **result.to_dict()}) + "\n")
+            self.evaluations_timesteps.append(self.model.num_timesteps)
+            self.evaluations_results.append(result.returns)
+            self.evaluations_length.append(result.lengths)
+            np.savez(
+                self.log_path / "evaluations.npz",
+                timesteps=self.evaluations_timesteps,
+                results=self.evaluations_results,
+                ep_lengths=self.evaluations_length,
+            )
         if result.mean_return > self.best_mean_reward:
             self.best_mean_reward = result.mean_return
             if self.best_model_save_path is not None:

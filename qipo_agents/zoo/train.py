@@ -170,7 +170,7 @@ def _emergency_checkpoint(agent, checkpoint_dir: Path, echo: Echo) -> Path | Non
         return CheckpointCallback.latest(checkpoint_dir, CHECKPOINT_PREFIX)
 
 
-def _configure_logger(run_dir: Path, resuming: bool):
+def _configure_logger(run_dir: Path, resuming: bool, verbose: int):
     progress = run_dir / "progress.csv"
     if resuming and progress.exists():
         # SB3's CSV output truncates the file: keep the earlier part next to it
@@ -178,7 +178,8 @@ def _configure_logger(run_dir: Path, resuming: bool):
         while (run_dir / f"progress.{part}.csv").exists():
             part += 1
         progress.rename(run_dir / f"progress.{part}.csv")
-    return configure(str(run_dir), ["stdout", "csv", "tensorboard"])
+    # --verbose 0: the CSV and TensorBoard logs only, no table on stdout
+    return configure(str(run_dir), (["stdout"] if verbose else []) + ["csv", "tensorboard"])
 
 
 def _best_previous_return(run_dir: Path) -> float:
@@ -203,7 +204,7 @@ def _learn(
     echo: Echo,
 ) -> None:
     checkpoint_dir = run_dir / CHECKPOINT_DIR
-    agent.set_logger(_configure_logger(run_dir, resuming))
+    agent.set_logger(_configure_logger(run_dir, resuming, agent.verbose))
     evaluation = EvalCallback(
         env,
         eval_freq=config.eval_freq,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 
+import numpy as np
 import pytest
 import yaml
 
@@ -33,6 +34,10 @@ def test_train_writes_a_complete_run_folder(tiny_task_file, tmp_path):
     assert final["normalized_mean"] == pytest.approx(100 * (final["mean_return"] + 20.272305) / (3234.3 + 20.272305))
     evaluations = [json.loads(line) for line in (run / "evaluations.jsonl").read_text().splitlines()]
     assert [e["timesteps"] for e in evaluations] == [50, 100]
+    # SB3's evaluations.npz, which rl-baselines3-zoo's plotting scripts read
+    sb3_format = np.load(run / "evaluations.npz")
+    assert sb3_format["timesteps"].tolist() == [50, 100] and sb3_format["results"].shape == (2, 1)
+    np.testing.assert_allclose(sb3_format["results"][:, 0], [e["mean_return"] for e in evaluations])
     header = (run / "progress.csv").read_text().splitlines()[0].split(",")
     assert {"eval/normalized_score", "train/behavior_loss", "train/critic_loss", "train/policy_loss"} <= set(header)
     agent = QIPO.load(run / "tiny-hopper.zip", device="cpu")
@@ -138,3 +143,11 @@ def test_dataset_option_trains_on_other_data(tiny_task_file, tmp_path):
     invoke(*train_args("hopper-medium-mini", tmp_path / "logs", "--dataset", DATASET_ID, "--no-progress"))
     config = yaml.safe_load((tmp_path / "logs" / "flow" / "hopper-medium-mini_1" / "config.yml").read_text())
     assert config["datasets"] == [DATASET_ID]
+
+
+def test_verbose_zero_is_quiet(tiny_task_file, tmp_path):
+    result = invoke(*train_args("tiny-hopper", tmp_path / "logs", "--config", tiny_task_file, "--verbose", "0"))
+    assert "train/" not in result.output and "behavior_loss" not in result.output
+    assert "final evaluation" in result.output
+    header = (tmp_path / "logs" / "flow" / "tiny-hopper_1" / "progress.csv").read_text().splitlines()[0]
+    assert "train/behavior_loss" in header  # still logged to CSV
