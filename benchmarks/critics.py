@@ -11,9 +11,9 @@ compared on one fixed behaviour model, and critics trained in different runs can
   N candidates by CRITIC's Q-networks (both agents trained on the same data and normaliser).
 
 Scores: D4RL-normalised, ``--episodes`` episodes with sampled actions, episode ``i`` reset with
-seed ``--seed + i`` (the same episodes for every row). Example (docs/benchmarks.md, session 5)::
+seed ``--seed + i`` (the same episodes for every row). Example::
 
-    MINARI_DATASETS_PATH=../shared/datasets OMP_NUM_THREADS=1 python benchmarks/critics.py \\
+    MINARI_DATASETS_PATH=~/qipo-datasets OMP_NUM_THREADS=1 python benchmarks/critics.py \\
         --behavior BEHAVIOR.zip --steps 150000 --eval-every 75000 --best-of 4 8 \\
         --hyperparams '{"expectile": 0.9}' '{"policy_kwargs": {"n_critics": 4}}'
 """

@@ -165,7 +165,11 @@ def print_tables(summary, checks) -> None:
         ]
         for task, row in checks["per_task"].items()
     ]
-    print(bu.markdown_table(["task", "QIPOFlow", "best peer", ">= best peer", "not below its behaviour model"], check_rows))
+    print(
+        bu.markdown_table(
+            ["task", "QIPOFlow", "best peer", ">= best peer", "not below its behaviour model"], check_rows
+        )
+    )
     if checks["mean_ratio_to_best_peer"] is not None:
         print(f"\nQIPOFlow / best peer, averaged over tasks: {checks['mean_ratio_to_best_peer']:.2f}x")
 

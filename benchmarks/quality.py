@@ -23,7 +23,7 @@ scripts (see the notes printed under the table).
 
 Example::
 
-    MINARI_DATASETS_PATH=/work/shared/datasets python benchmarks/quality.py --steps 60000 --seeds 0 1 2 \\
+    MINARI_DATASETS_PATH=~/qipo-datasets python benchmarks/quality.py --steps 60000 --seeds 0 1 2 \\
         --out results/quality_medium.json --plot results/quality_medium.png
 
 On a multi-core machine, seeds can run as parallel single-thread processes (``--threads 1 --seeds 0``,
@@ -70,7 +70,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
         formatter_class=bu.HelpFormatter,
-        epilog="Set MINARI_DATASETS_PATH=/work/shared/datasets for the local Hopper datasets.",
+        epilog="Set MINARI_DATASETS_PATH to the folder scripts/make_local_datasets.py wrote, for the local datasets.",
     )
     parser.add_argument(
         "--dataset",

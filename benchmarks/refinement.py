@@ -24,7 +24,7 @@ trained with those settings, and with ``--seed 0`` its score is the run's final 
 
 Example (the diagnosis of the local-hopper-medium CPU profile, docs/benchmarks.md)::
 
-    MINARI_DATASETS_PATH=/work/shared/datasets OMP_NUM_THREADS=1 python benchmarks/refinement.py \\
+    MINARI_DATASETS_PATH=~/qipo-datasets OMP_NUM_THREADS=1 python benchmarks/refinement.py \\
         --agent runs/flow_after_critic.zip --chunk 1000 --chunks 3 --episodes 30 \\
         --hyperparams '{"beta": 0, "renew_interval": 1000}' '{"beta": 3, "renew_interval": 1000}'
 

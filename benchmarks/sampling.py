@@ -17,7 +17,7 @@ them the agents are randomly initialised on the dataset and only the timing colu
 
 Example::
 
-    MINARI_DATASETS_PATH=/work/shared/datasets python benchmarks/sampling.py \\
+    MINARI_DATASETS_PATH=~/qipo-datasets python benchmarks/sampling.py \\
         --flow-model runs/flow.zip --diffusion-model runs/diffusion.zip --out results/sampling.json
 """
 
@@ -49,7 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
         formatter_class=bu.HelpFormatter,
-        epilog="Set MINARI_DATASETS_PATH=/work/shared/datasets for the local Hopper datasets.",
+        epilog="Set MINARI_DATASETS_PATH to the folder scripts/make_local_datasets.py wrote, for the local datasets.",
     )
     parser.add_argument("--flow-model", default=None, help="trained QIPOFlow .zip (enables the score column)")
     parser.add_argument("--diffusion-model", default=None, help="trained QIPODiffusion .zip (enables the score column)")

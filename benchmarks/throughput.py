@@ -21,7 +21,7 @@ tables report medians; an item stops being repeated once it has used ``--item-bu
 
 Example::
 
-    MINARI_DATASETS_PATH=/work/shared/datasets python benchmarks/throughput.py --out results/throughput.json \\
+    MINARI_DATASETS_PATH=~/qipo-datasets python benchmarks/throughput.py --out results/throughput.json \\
         --plot results/throughput.png
 """
 
@@ -52,7 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
         formatter_class=bu.HelpFormatter,
-        epilog="Set MINARI_DATASETS_PATH=/work/shared/datasets for the local Hopper datasets.",
+        epilog="Set MINARI_DATASETS_PATH to the folder scripts/make_local_datasets.py wrote, for the local datasets.",
     )
     parser.add_argument("--sizes", type=int, nargs="+", default=None, help="dataset sizes (default: 10^4 10^5 10^6)")
     parser.add_argument(

@@ -1,10 +1,10 @@
 """Build the embedded dataset ``hopper-medium-mini`` (the zoo's offline default task).
 
 It is a fixed-seed random subset of whole episodes of the local D4RL-recipe dataset
-``local/hopper/medium-v0`` (``/work/shared/datasets``, see its README), written as a Minari
+``local/hopper/medium-v0`` (built by ``scripts/make_local_datasets.py``), written as a Minari
 dataset folder inside the package so ``qipo-zoo train hopper-medium-mini`` needs no download::
 
-    MINARI_DATASETS_PATH=/work/shared/datasets python scripts/make_mini_dataset.py
+    MINARI_DATASETS_PATH=~/qipo-datasets python scripts/make_mini_dataset.py
 
 The folder's ``metadata.json`` records the provenance (source id, selected episode indices,
 seed, this script) and the subset's return statistics, which ``qipo-zoo list`` shows.

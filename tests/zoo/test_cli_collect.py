@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -15,15 +16,16 @@ from qipo_agents.data import make_buffer
 
 from .conftest import invoke
 
-# the development workspace keeps shared/ beside the repository (CI clones it there too)
-AGENTS = Path(__file__).resolve().parents[2].parent / "shared" / "agents"
+# a folder of rl-baselines3-zoo agents (sac-Hopper-v3.zip, ppo-HalfCheetah-v3.zip with its
+# ppo-HalfCheetah-v3-vecnormalize.pkl, ...); the tests that roll them out skip without it
+AGENTS = Path(os.environ.get("QIPO_RL_ZOO_AGENTS", "rl-zoo-agents-not-set"))
 SAC = AGENTS / "sac-Hopper-v3.zip"
 TQC = AGENTS / "tqc-Hopper-v3.zip"
 PPO_CHEETAH = AGENTS / "ppo-HalfCheetah-v3.zip"
 
 
-@pytest.mark.skipif(not SAC.is_file(), reason="the shared SB3 SAC Hopper agent is not on this machine")
-def test_collect_from_the_shared_sac_agent(minari_root):
+@pytest.mark.skipif(not SAC.is_file(), reason="QIPO_RL_ZOO_AGENTS holds no SAC Hopper agent")
+def test_collect_from_an_sb3_sac_agent(minari_root):
     result = invoke("collect", SAC, "--env", "Hopper-v5", "--dataset-id", "local/hopper/sac-tiny-v0", "--steps", "200")
     assert "wrote Minari dataset local/hopper/sac-tiny-v0" in result.output and "200 steps" in result.output
     buffer = make_buffer("local/hopper/sac-tiny-v0", download=False)
@@ -43,7 +45,7 @@ def test_collect_from_the_shared_sac_agent(minari_root):
     assert "already exists" in result.output
 
 
-@pytest.mark.skipif(not TQC.is_file(), reason="the shared TQC Hopper agent is not on this machine")
+@pytest.mark.skipif(not TQC.is_file(), reason="QIPO_RL_ZOO_AGENTS holds no TQC Hopper agent")
 def test_collect_from_tqc_without_sb3_contrib_says_what_to_install(minari_root, monkeypatch):
     real_import = importlib.import_module
 
@@ -84,7 +86,7 @@ def test_collect_rejects_bad_arguments(tmp_path, minari_root):
     )
 
 
-@pytest.mark.skipif(not PPO_CHEETAH.is_file(), reason="the shared PPO HalfCheetah agent is not on this machine")
+@pytest.mark.skipif(not PPO_CHEETAH.is_file(), reason="QIPO_RL_ZOO_AGENTS holds no PPO HalfCheetah agent")
 def test_collect_behind_vecnormalize_reaches_the_agents_return(minari_root):
     statistics = AGENTS / "ppo-HalfCheetah-v3-vecnormalize.pkl"
     common = ["--env", "HalfCheetah-v5", "--steps", "3000", "--no-progress"]
@@ -97,7 +99,7 @@ def test_collect_behind_vecnormalize_reaches_the_agents_return(minari_root):
     assert scaled.rewards.sum() / 3 > 4000 and raw.rewards.sum() / 3 < 500
 
 
-@pytest.mark.skipif(not PPO_CHEETAH.is_file(), reason="the shared rl-zoo agents are not on this machine")
+@pytest.mark.skipif(not PPO_CHEETAH.is_file(), reason="QIPO_RL_ZOO_AGENTS holds no PPO HalfCheetah agent")
 def test_make_local_datasets_rebuilds_reproducibly(tmp_path, monkeypatch):
     script = Path(__file__).resolve().parents[2] / "scripts" / "make_local_datasets.py"
     spec = importlib.util.spec_from_file_location("make_local_datasets", script)
