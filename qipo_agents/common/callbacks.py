@@ -32,9 +32,10 @@ class EvalCallback(BaseCallback):
         eval_env: a Gymnasium env, or an env id to ``gym.make``.
         eval_freq: gradient steps between evaluations.
         n_eval_episodes: episodes per evaluation (10 in the D4RL protocol).
-        deterministic: act deterministically.
+        deterministic: act deterministically (default: sampled actions, as the paper evaluates).
         reference: ``(random, expert)`` returns; None reads them from the agent's dataset metadata.
         seed: the first episode's reset seed (episode ``i`` uses ``seed + i``).
+        n_envs: episodes run in parallel with batched ``predict`` calls (copies of ``eval_env``).
     """
 
     def __init__(
@@ -42,17 +43,18 @@ class EvalCallback(BaseCallback):
         eval_env: gym.Env | str,
         eval_freq: int = 10_000,
         n_eval_episodes: int = 10,
-        deterministic: bool = True,
+        deterministic: bool = False,
         reference: tuple[float, float] | None = None,
         best_model_save_path: str | os.PathLike | None = None,
         log_path: str | os.PathLike | None = None,
         seed: int | None = 0,
         verbose: int = 0,
+        n_envs: int = 1,
     ):
         super().__init__(verbose)
         self.eval_env = gym.make(eval_env) if isinstance(eval_env, str) else eval_env
         self.eval_freq, self.n_eval_episodes, self.deterministic = eval_freq, n_eval_episodes, deterministic
-        self.reference, self.seed = reference, seed
+        self.reference, self.seed, self.n_envs = reference, seed, n_envs
         self.best_model_save_path = None if best_model_save_path is None else Path(best_model_save_path)
         self.log_path = None if log_path is None else Path(log_path)
         self.best_mean_reward = -float("inf")
@@ -69,7 +71,13 @@ class EvalCallback(BaseCallback):
     def run_evaluation(self) -> EvaluationResult:
         reference = self.reference or reference_scores(self.model.dataset_metadata)
         result = evaluate(
-            self.model, self.eval_env, self.n_eval_episodes, self.deterministic, self.seed, reference=reference
+            self.model,
+            self.eval_env,
+            self.n_eval_episodes,
+            self.deterministic,
+            self.seed,
+            reference=reference,
+            n_envs=self.n_envs,
         )
         self.last_result = result
         self.logger.record("time/total_timesteps", self.model.num_timesteps)

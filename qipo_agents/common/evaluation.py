@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -73,40 +74,79 @@ def check_env_spaces(env: gym.Env, observation_space: gym.spaces.Box, action_spa
 
 def evaluate(
     agent,
-    env: gym.Env,
+    env: gym.Env | Sequence[gym.Env],
     n_episodes: int = 10,
-    deterministic: bool = True,
+    deterministic: bool = False,
     seed: int | None = 0,
     reference: tuple[float, float] | None = None,
     render_frames: list | None = None,
+    n_envs: int = 1,
 ) -> EvaluationResult:
-    """Run ``n_episodes`` full episodes of ``agent.predict`` in ``env``.
+    """Run ``n_episodes`` full episodes of ``agent.predict``, ``n_envs`` at a time.
+
+    The episodes of the environments that are running are stepped together with one batched
+    ``predict`` call: each action of a flow or diffusion policy is a multi-step solve, and a batch
+    of observations costs little more than one.
 
     Args:
-        agent: anything with SB3's ``predict(obs, deterministic=...) -> (action, state)``.
-        env: a Gymnasium env with the agent's spaces.
-        seed: episode ``i`` starts with ``env.reset(seed=seed + i)``; None leaves seeding to the env.
+        agent: anything with SB3's ``predict(obs, deterministic=...) -> (action, state)`` that takes
+            a batch ``(n, obs_dim)`` of observations.
+        env: a Gymnasium env with the agent's spaces, or a list of such envs to run in parallel.
+        n_episodes: episodes in all.
+        deterministic: act with deterministic actions; by default sampled ones, as the QIPO paper
+            and QGPO evaluate.
+        seed: episode ``i`` starts with ``reset(seed=seed + i)``, on whichever env is free, so the
+            episodes' initial states do not depend on ``n_envs``; None leaves seeding to the env.
         reference: ``(random, expert)`` returns for the normalised score (None: no score).
         render_frames: if a list is given, the first episode's ``env.render()`` frames are appended.
+        n_envs: parallel copies of a single ``env`` (made with ``gym.make(env.spec)``).
+
+    Returns:
+        Returns and lengths in episode order.
     """
-    check_env_spaces(env, agent.observation_space, agent.action_space)
-    returns, lengths = [], []
-    for episode in range(n_episodes):
-        obs, _ = env.reset(seed=None if seed is None else seed + episode)
-        done, total, length = False, 0.0, 0
-        while not done:
-            if render_frames is not None and episode == 0:
-                render_frames.append(env.render())
-            action, _ = agent.predict(obs, deterministic=deterministic)
-            obs, reward, terminated, truncated, _ = env.step(action)
-            total += float(reward)
-            length += 1
-            done = terminated or truncated
-        returns.append(total)
-        lengths.append(length)
+    envs = _parallel_envs(env, n_envs)
+    check_env_spaces(envs[0], agent.observation_space, agent.action_space)
+    returns, lengths = [0.0] * n_episodes, [0] * n_episodes
+    running: dict[int, tuple[int, np.ndarray]] = {}  # env index -> (episode, observation)
+    next_episode = 0
+
+    def start(env_index: int) -> None:
+        nonlocal next_episode
+        if next_episode < n_episodes:
+            obs, _ = envs[env_index].reset(seed=None if seed is None else seed + next_episode)
+            running[env_index] = (next_episode, obs)
+            next_episode += 1
+
+    for env_index in range(len(envs)):
+        start(env_index)
+    while running:
+        order = sorted(running)
+        observations = np.stack([running[i][1] for i in order])
+        if render_frames is not None and running.get(0, (None,))[0] == 0:
+            render_frames.append(envs[0].render())
+        actions, _ = agent.predict(observations, deterministic=deterministic)
+        for env_index, action in zip(order, actions):
+            episode, _ = running.pop(env_index)
+            obs, reward, terminated, truncated, _ = envs[env_index].step(action)
+            returns[episode] += float(reward)
+            lengths[episode] += 1
+            if terminated or truncated:
+                start(env_index)
+            else:
+                running[env_index] = (episode, obs)
     mean, std = float(np.mean(returns)), float(np.std(returns))
     norm_mean = norm_std = None
     if reference is not None:
         scores = normalized_score(np.asarray(returns), *reference)
         norm_mean, norm_std = float(np.mean(scores)), float(np.std(scores))
     return EvaluationResult(returns, lengths, mean, std, norm_mean, norm_std)
+
+
+def _parallel_envs(env: gym.Env | Sequence[gym.Env], n_envs: int) -> list[gym.Env]:
+    if isinstance(env, Sequence):
+        return list(env)
+    if n_envs <= 1:
+        return [env]
+    if env.spec is None:
+        raise ValueError("n_envs > 1 needs an env made with gym.make (its spec makes the copies); pass a list of envs")
+    return [env] + [gym.make(env.spec) for _ in range(n_envs - 1)]

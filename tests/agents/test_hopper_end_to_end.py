@@ -7,6 +7,7 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.logger import configure
 
 from qipo_agents.common.callbacks import CheckpointCallback, EvalCallback
+from qipo_agents.common.evaluation import evaluate
 from qipo_agents.errors import SpaceMismatchError
 
 from ..conftest import DATASET_ID
@@ -47,7 +48,17 @@ def test_checkpoints_keep_the_latest_and_load(trained_on_hopper, agent_class):
 
 def test_evaluation_env_with_other_spaces_is_refused(trained_on_hopper):
     agent, _, _ = trained_on_hopper
-    from qipo_agents.common.evaluation import evaluate
 
     with pytest.raises(SpaceMismatchError, match=r"\(17,\)"):
         evaluate(agent, gym.make("HalfCheetah-v5"), n_episodes=1)
+
+
+def test_parallel_evaluation_runs_the_same_episodes(trained_on_hopper):
+    agent, _, _ = trained_on_hopper
+    one = evaluate(agent, gym.make("Hopper-v5"), n_episodes=4, deterministic=True, seed=5)
+    four = evaluate(agent, gym.make("Hopper-v5"), n_episodes=4, deterministic=True, seed=5, n_envs=4)
+    # deterministic actions and seeded resets: episode i is the same episode in both
+    np.testing.assert_allclose(four.returns, one.returns, rtol=1e-5)
+    assert four.lengths == one.lengths
+    with pytest.raises(ValueError, match="spec"):
+        evaluate(agent, gym.make("Hopper-v5").unwrapped.__class__(), n_episodes=2, n_envs=2)
