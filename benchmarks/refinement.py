@@ -66,6 +66,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--episodes", type=int, default=None, help="evaluation episodes per measurement, 0 for none (30)"
     )
     parser.add_argument("--env", default=None, help="evaluation env id (default: the dataset's, e.g. Hopper-v5)")
+    parser.add_argument(
+        "--n-envs", type=int, default=1, help="episodes evaluated in parallel (1: as qipo-zoo train evaluates)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the probe states and evaluations")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: OMP_NUM_THREADS / torch's)")
     parser.add_argument("--out", default=None, help="write all results as JSON here")
@@ -122,7 +125,13 @@ def run_setting(args: argparse.Namespace, overrides: dict[str, Any], buffer, env
         record["renewals"] = getattr(agent._phase, "n_renewals", 0) if chunk else 0
         if args.episodes:
             result = evaluate(
-                agent, env, args.episodes, deterministic=False, seed=1000 * args.seed, reference=reference
+                agent,
+                env,
+                args.episodes,
+                deterministic=False,
+                seed=1000 * args.seed,
+                reference=reference,
+                n_envs=args.n_envs,
             )
             record["score"], record["score_std"] = result.normalized_mean, result.normalized_std
             record["returns"] = result.returns
