@@ -61,6 +61,7 @@ def test_training_logs_every_phase(agent_class, bandit_data, tmp_path):
         "train/policy_loss",
         "train/weight_max",
         "train/effective_support",
+        "train/beta_mean",
         "time/phase",
         "time/total_timesteps",
         "time/fps",
@@ -159,3 +160,21 @@ def test_a_second_learn_continues_the_refinement(agent_class, bandit_data):
     assert seen == ["policy"] * 25 and agent.num_timesteps == 25
     moved = [not torch.equal(refined[k], v) for k, v in agent.policy.actor.state_dict().items()]
     assert any(moved), "the second learn() did not train the refined actor"
+
+
+def test_min_effective_support_is_a_fraction(agent_class, bandit_data):
+    with pytest.raises(ValueError, match=r"min_effective_support is a fraction of the support group in \(0, 1\]"):
+        agent_class("MlpPolicy", bandit_data, min_effective_support=1.5)
+
+
+def test_trust_region_keeps_the_effective_support_floor(agent_class, bandit_data, tmp_path):
+    from stable_baselines3.common.logger import configure
+
+    agent = agent_class("MlpPolicy", bandit_data, reward_scaling="none", min_effective_support=0.6, beta=50.0, **TINY)
+    agent.set_logger(configure(str(tmp_path), ["csv"]))
+    agent.learn(log_interval=20)
+    rows = [line.split(",") for line in (tmp_path / "progress.csv").read_text().splitlines()]
+    header, last = rows[0], rows[-1]
+    k = TINY["n_support_actions"] + 1  # the dataset action joins each group
+    assert float(last[header.index("train/effective_support")]) >= 0.6 * k - 1e-3
+    assert float(last[header.index("train/beta_mean")]) < 50.0
