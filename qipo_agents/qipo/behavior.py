@@ -56,8 +56,9 @@ class BehaviorWarmup:
     def train_step(self) -> BehaviorLoss:
         batch = self.data.sample(self.batch_size, self.generator)
         guidance = None
-        if self.policy.actor.guidance_max is not None:  # the behaviour policy is the beta = 0 model
-            guidance = torch.zeros(self.batch_size, device=batch.actions.device)
+        guidance_max = self.policy.actor.guidance_max
+        if guidance_max is not None:  # unweighted at every label: the warm-up gives mu at every beta
+            guidance = guidance_max * torch.rand(self.batch_size, device=batch.actions.device, generator=self.generator)
         loss = energy_weighted_loss(
             self.policy.actor,
             self.path,

@@ -11,6 +11,11 @@ With ``min_effective_support`` set, each state's inverse temperature is lowered 
 its weights keep that fraction of the group as effective samples (a chi-square trust region per
 renewal, :func:`~qipo_agents.generative.weights.trust_region_beta`): the tilt cannot collapse onto
 the one support action a wrong critic over-values, whatever the scale of Q.
+
+A guidance-conditioned actor (``guidance_max`` set) learns a family of policies at once: the
+support is drawn at label ``b = 0`` and each pair is weighted by ``softmax(b Q)`` at a random
+label ``b``, so label ``b`` targets ``mu(a|s) exp(b Q(s, a)) / Z`` for every ``b`` in
+``[0, guidance_max]`` (``docs/method.md``); renewals redraw fresh behaviour samples.
 """
 
 from __future__ import annotations
@@ -60,8 +65,11 @@ class QWeightedRefinement:
         path: the probability path.
         sampler: path and solver used to draw support actions.
         beta: guidance scale of the weights (inverse temperature on Q).
-        guidance_max: for a guidance-conditioned actor, each minibatch draws
-            ``beta ~ U[0, guidance_max]`` (paper, Appendix F.2) and support is drawn at ``beta``.
+        guidance_max: for a guidance-conditioned actor (paper, Appendix F.2): support is drawn at
+            the label ``b = 0``, each (state, action) pair gets a label ``b ~ U[0, guidance_max]``
+            and the weights ``softmax(b Q)``, so the target at label ``b`` is
+            ``pi(a|s, 0) exp(b Q(s, a))``. Label 0 trains on its own samples and stays the
+            behaviour policy, so ``guidance_scale=b`` acts with ``mu(a|s) exp(b Q(s, a)) / Z``.
         n_support_actions: ``M``, actions sampled per state at each renewal.
         include_dataset_action: add the dataset action to each group (Algorithm 2), ``K = M + 1``.
         renew_interval: steps between renewals (``K_renew`` epochs, in gradient steps).
@@ -144,7 +152,8 @@ class QWeightedRefinement:
             self.n_support_actions,
             self.generator,
             chunk_size=self.chunk_size,
-            guidance=self.beta,
+            # a guidance-conditioned actor tilts its b = 0 (behaviour) samples at every label b
+            guidance=self.beta if self.guidance_max is None else 0.0,
         )
         if self.include_dataset_action:
             actions = torch.cat([actions, self.data.actions[indices].unsqueeze(1)], dim=1)
@@ -174,9 +183,10 @@ class QWeightedRefinement:
         cols = torch.randint(k, (self.batch_size,), device=self.data.device, generator=self.generator)
         beta, guidance = support.betas[rows], None
         if self.guidance_max is not None:
-            asked = self.guidance_max * torch.rand((), device=self.data.device, generator=self.generator)
-            guidance = asked.expand(self.batch_size)
-            beta = torch.minimum(support.betas[rows], asked)
+            guidance = self.guidance_max * torch.rand(
+                self.batch_size, device=self.data.device, generator=self.generator
+            )
+            beta = torch.minimum(support.betas[rows], guidance)
         # energy E = -Q: each pair's weight is normalised over its state's whole group of K actions
         group_weights = energy_weights(-support.q_values[rows], beta.unsqueeze(1))
         weights = group_weights.gather(1, cols.unsqueeze(1)).squeeze(1)

@@ -81,3 +81,17 @@ def test_trust_region_caps_the_tilt_where_the_critic_is_sure(trust_region_traine
     actions, _ = trust_region_trained.predict(np.full((3000, 1), state, dtype=np.float32))
     positive = float((actions[:, 0] > 0).mean())
     assert positive == pytest.approx(trust_region_positive_mass(state, BETA, 0.8), abs=0.08)
+
+
+@pytest.fixture(scope="module")
+def guidance_conditioned():
+    return QIPOFlow("MlpPolicy", make_bandit(), **{**BANDIT_CONFIG, "guidance_max": BETA}).learn()
+
+
+@pytest.mark.parametrize("scale", [0.0, 1.5, 3.0])
+def test_guidance_scale_b_acts_with_the_b_tilted_behaviour_policy(guidance_conditioned, scale):
+    # guidance_scale = 0 is the behaviour policy (both modes 0.5), b tilts it by exp(b Q)
+    for state in (-0.7, 0.7):
+        actions, _ = guidance_conditioned.predict(np.full((3000, 1), state, dtype=np.float32), guidance_scale=scale)
+        positive = float((actions[:, 0] > 0).mean())
+        assert positive == pytest.approx(tilted_positive_mass(state, scale), abs=0.08), (state, scale)
