@@ -65,36 +65,57 @@ def main() -> None:
 @_user_errors
 def list_tasks(algo: str, config_file: str | None) -> None:
     """Tasks, their datasets and whether each dataset is on this machine (no network access)."""
+    from rich.console import Console
+    from rich.table import Table
+
     from qipo_agents.data.minari_loader import datasets_root
     from qipo_agents.zoo.config import ZooFile
     from qipo_agents.zoo.sources import DatasetSpec
 
     zoo = ZooFile.load(algo, config_file)
-    click.echo(f"{zoo.source}: {len(zoo.tasks)} tasks for --algo {algo}; local Minari store: {datasets_root()}")
-    failures = 0
+    stream = click.get_text_stream("stdout")
+    console = Console(file=stream, width=None if stream.isatty() else 200, highlight=False)
+    console.print(f"{zoo.source}: {len(zoo.tasks)} tasks for --algo {algo}; local Minari store: {datasets_root()}")
+    table = Table(show_lines=True)
+    for column in ("task", "env", "datasets", "here", "data", "reference (random / expert)", "steps cpu / gpu"):
+        table.add_column(column, overflow="fold")
+    failures, missing = [], {}
     for task in zoo.tasks:
         try:
             gpu, cpu = zoo.resolve(task, "gpu"), zoo.resolve(task, "cpu")
         except ConfigError as error:
-            failures += 1
-            click.echo(f"\n{task}\n    " + click.style(f"invalid: {error}", fg="red"))
+            failures.append(f"{task}: invalid: {error}")
             continue
-        click.echo(
-            f"\n{click.style(task, bold=True)}  {gpu.env}  "
-            f"(steps: gpu {gpu.planned_timesteps:,}, cpu {cpu.planned_timesteps:,})"
-            + (f"\n    {gpu.description}" if gpu.description else "")
+        specs = [DatasetSpec(d) for d in gpu.datasets]
+        for spec in specs:
+            if not spec.available:
+                missing.setdefault(spec.kind, []).append(spec)
+        reference = "" if gpu.reference_scores is None else " / ".join(f"{x:g}" for x in gpu.reference_scores)
+        table.add_row(
+            task,
+            gpu.env,
+            "\n".join(spec.spec for spec in specs),
+            "\n".join(_availability(spec) for spec in specs),
+            "\n".join(_data_facts(spec) for spec in specs),
+            reference,
+            f"{cpu.planned_timesteps:,} / {gpu.planned_timesteps:,}",
         )
-        for spec in map(DatasetSpec, gpu.datasets):
-            click.echo(f"    {spec.spec}\n        {_availability(spec)}")
+    console.print(table)
+    for kind, specs in missing.items():
+        console.print(f"[yellow]{len(specs)} missing {kind} dataset(s)[/yellow]: {_remedy(kind)}")
+    for failure in failures:
+        console.print(f"[red]{failure}[/red]")
     if failures:
-        raise click.ClickException(f"{failures} task(s) of {zoo.source} are invalid (see above)")
+        raise click.ClickException(f"{len(failures)} task(s) of {zoo.source} are invalid (see above)")
 
 
 def _availability(spec) -> str:
     if not spec.available:
-        return click.style("missing", fg="yellow") + f": {spec.how_to_get()}"
-    where = "shipped with the package" if spec.kind == "builtin" else str(spec.location)
-    text = click.style("available", fg="green") + f" ({where})"
+        return "[yellow]missing[/yellow]"
+    return "[green]shipped[/green]" if spec.kind == "builtin" else "[green]yes[/green]"
+
+
+def _data_facts(spec) -> str:
     metadata = spec.metadata()
     facts = []
     if metadata.get("total_episodes") is not None:
@@ -103,7 +124,19 @@ def _availability(spec) -> str:
         facts.append(f"mean return {metadata['mean_return']:.1f}")
     if metadata.get("normalized_score") is not None:
         facts.append(f"D4RL-normalised {metadata['normalized_score']:.1f}")
-    return text + (f"\n        {'; '.join(facts)}" if facts else "")
+    return "; ".join(facts)
+
+
+def _remedy(kind: str) -> str:
+    if kind == "minari":
+        return (
+            "they download on first use when this machine is online (or `minari download ID`); "
+            "`python scripts/make_local_datasets.py` builds the local/* ones; `qipo-zoo collect` "
+            "records your own; or set MINARI_DATASETS_PATH to a store that has them"
+        )
+    if kind == "builtin":
+        return "they ship with qipo_agents: reinstall the package"
+    return "put each file at the path shown, or train with --dataset PATH"
 
 
 # ---------------------------------------------------------------------------------------------- train

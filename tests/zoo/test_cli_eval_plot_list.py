@@ -85,6 +85,11 @@ def test_plot_learning_curves_and_final_scores(trained_run, tmp_path):
     assert "has no evaluations yet" in invoke("plot", empty, "--out", tmp_path / "e.png", expect=1).output
 
 
+def _row(output: str, task: str) -> str:
+    """The table row(s) of ``task`` (up to the next row separator)."""
+    return output.split(f"│ {task} ", 1)[1].split("├", 1)[0]
+
+
 def test_list_shows_tasks_datasets_and_availability_without_network(minari_dataset, monkeypatch):
     def no_network(*args, **kwargs):
         raise AssertionError("qipo-zoo list must not touch the network")
@@ -92,13 +97,15 @@ def test_list_shows_tasks_datasets_and_availability_without_network(minari_datas
     monkeypatch.setattr(socket, "create_connection", no_network)
     output = invoke("list").output
     assert "zoo/flow.yml: 25 tasks" in output
-    mini = output.split("hopper-medium-mini", 1)[1].split("\n\n", 1)[0]
-    assert "available (shipped with the package)" in mini
+    mini = _row(output, "hopper-medium-mini")
+    assert "shipped" in mini and "232 episodes, 97955 steps" in mini
     stats = json.loads((BUILTIN_DIR / "hopper-medium-mini" / "data" / "metadata.json").read_text())
-    assert f"mean return {stats['mean_return']:.1f}; D4RL-normalised {stats['normalized_score']:.1f}" in mini
-    medium = output.split("\nhopper-medium ", 1)[1].split("\n\n", 1)[0]
-    assert "missing: `minari download mujoco/hopper/medium-v0` when online" in medium
+    assert f"{stats['mean_return']:.1f}" in mini
+    medium = _row(output, "hopper-medium")
+    assert "mujoco/hopper/medium-v0" in medium and "missing" in medium and "-20.2723 / 3234.3" in medium
     assert "antmaze-large-diverse" in output and "AntMaze_Large-v4" in output
+    # the remedy is printed once, not once per missing dataset
+    assert output.count("download on first use") == 1 and "missing minari dataset(s)" in output
     assert "zoo/diffusion.yml: 25 tasks" in invoke("list", "--algo", "diffusion").output
 
 
@@ -106,8 +113,9 @@ def test_list_marks_local_minari_datasets_available(minari_dataset, tmp_path):
     config = tmp_path / "mine.yml"
     config.write_text(f"local-random:\n  datasets: [{DATASET_ID}, test/hopper/absent-v0]\n  env: Hopper-v5\n")
     output = invoke("list", "--config", config).output
-    assert f"{DATASET_ID}\n        available (" in output and "4 episodes" in output
-    assert "test/hopper/absent-v0\n        missing" in output
+    row = _row(output, "local-random")
+    assert DATASET_ID in row and "yes" in row and "4 episodes" in row
+    assert "test/hopper/absent-v0" in row and "missing" in row
     config.write_text("broken:\n  datasets: [x]\n  env: Hopper-v5\n  hyperparams: {beta: 3e-1}\n")
     result = invoke("list", "--config", config, expect=1)
     assert "invalid:" in result.output and "'3e-1' was read by YAML as a string; write 3.0e-1" in result.output
