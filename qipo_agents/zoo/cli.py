@@ -73,8 +73,7 @@ def list_tasks(algo: str, config_file: str | None) -> None:
     from qipo_agents.zoo.sources import DatasetSpec
 
     zoo = ZooFile.load(algo, config_file)
-    stream = click.get_text_stream("stdout")
-    console = Console(file=stream, width=None if stream.isatty() else 200, highlight=False)
+    console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 200, highlight=False)
     console.print(f"{zoo.source}: {len(zoo.tasks)} tasks for --algo {algo}; local Minari store: {datasets_root()}")
     table = Table(show_lines=True)
     for column in ("task", "env", "datasets", "here", "data", "reference (random / expert)", "steps cpu / gpu"):
