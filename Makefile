@@ -39,12 +39,13 @@ toy: setup
 demo: setup
 	$(BIN)/qipo-zoo train hopper-medium-mini
 
-# the d3rlpy baselines are installed by benchmarks/setup.sh (--no-deps, torch and gymnasium untouched)
+# the d3rlpy baselines are installed by benchmarks/setup.sh (--no-deps, torch and gymnasium untouched);
+# the local datasets come from scripts/make_local_datasets.py (default folder ~/qipo-datasets)
 bench: setup
 	VIRTUAL_ENV=$(abspath $(VENV)) bash benchmarks/setup.sh
-	MINARI_DATASETS_PATH=$${MINARI_DATASETS_PATH:-../shared/datasets} $(BIN)/python benchmarks/sampling.py
-	MINARI_DATASETS_PATH=$${MINARI_DATASETS_PATH:-../shared/datasets} $(BIN)/python benchmarks/throughput.py
-	MINARI_DATASETS_PATH=$${MINARI_DATASETS_PATH:-../shared/datasets} $(BIN)/python benchmarks/quality.py
+	MINARI_DATASETS_PATH=$${MINARI_DATASETS_PATH:-$$HOME/qipo-datasets} $(BIN)/python benchmarks/sampling.py
+	MINARI_DATASETS_PATH=$${MINARI_DATASETS_PATH:-$$HOME/qipo-datasets} $(BIN)/python benchmarks/throughput.py
+	MINARI_DATASETS_PATH=$${MINARI_DATASETS_PATH:-$$HOME/qipo-datasets} $(BIN)/python benchmarks/quality.py
 
 clean:
 	rm -rf site .pytest_cache .ruff_cache build dist *.egg-info
