@@ -103,8 +103,9 @@ class VPPath(ProbabilityPath):
 
     ``alpha_t = exp(-t^2 (beta_1 - beta_0) / 4 - t beta_0 / 2)``, ``sigma_t = sqrt(1 - alpha_t^2)``,
     ``x_t = alpha_t x_data + sigma_t epsilon``; the network predicts ``epsilon`` and training times
-    are ``t ~ U(t_min, 1)``. Sampling runs DPM-Solver (Lu et al., 2022) or DDIM on a
-    time-uniform grid from ``t = 1`` to ``t_min``.
+    are ``t ~ U(t_min, 1)``. Sampling runs multistep DPM-Solver on the noise prediction (Lu et
+    al., 2022) or DDIM from ``t = 1`` to ``t_min``, on a grid uniform in log-SNR (``time_grid``).
+    QGPO samples with DPM-Solver's data prediction, single-step order 2, on a time-uniform grid.
 
     Args:
         beta_0, beta_1: the schedule's end points (per unit time).

@@ -98,7 +98,8 @@ def dpm_solver(
     """Multistep DPM-Solver (Lu et al., 2022) for a noise-prediction model, orders 1–3.
 
     Integrates the probability-flow ODE in the half-log-SNR ``lambda`` from ``t = 1`` to
-    ``t_end`` on a time-uniform grid, reusing the previous ``order - 1`` network outputs, so the
+    ``t_end`` on the path's grid (``path.time_grid``: uniform in log-SNR by default, or in time),
+    reusing the previous ``order - 1`` network outputs, so the
     NFE is exactly ``n_steps``. The first steps warm up with lower orders; with fewer than 10
     steps the last steps also drop order (``lower_order_final``), as in the reference code.
 

@@ -34,9 +34,10 @@ class ResidualBlock(nn.Module):
 class FieldNetwork(nn.Module):
     """Velocity / noise network over vectors, optionally conditioned and guidance-aware.
 
-    Architecture ``"unet"`` (QGPO's): residual blocks down through ``hidden_dims``
-    (e.g. 512 → 256 → 128), then back up (256 → 512) with skip connections concatenated,
-    then a linear head. Architecture ``"mlp"``: residual blocks of widths ``hidden_dims``.
+    Architecture ``"unet"``: residual blocks down through ``hidden_dims`` (e.g. 512 → 256 → 128),
+    then back up (256 → 512) with skip connections concatenated, then a linear head. It follows
+    QGPO's ScoreNet without its middle block and 1024-wide concatenated head, and embeds the
+    condition in ``embed_dim`` features (128 by default) where QGPO uses 32. Architecture ``"mlp"``: residual blocks of widths ``hidden_dims``.
 
     Args:
         x_dim: dimension of the generated vectors (the action dimension in RL).
