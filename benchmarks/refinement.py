@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import bench_utils as bu
@@ -72,6 +73,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="seed of the probe states and evaluations")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: OMP_NUM_THREADS / torch's)")
     parser.add_argument("--out", default=None, help="write all results as JSON here")
+    parser.add_argument("--save-dir", default=None, help="save each setting's refined agent here (setting_<i>.zip)")
     parser.add_argument("--quick", action="store_true", help="smoke run: one chunk of 50 steps, 1 episode")
     args = parser.parse_args(argv)
     # --quick only changes what was not given explicitly
@@ -103,8 +105,9 @@ def probe(agent, observations: torch.Tensor, dataset_actions: torch.Tensor, seed
     }
 
 
-def run_setting(args: argparse.Namespace, overrides: dict[str, Any], buffer, env) -> list[dict[str, Any]]:
-    """Reload the saved agent with ``overrides``, attach ``buffer`` and refine it chunk by chunk."""
+def run_setting(args: argparse.Namespace, overrides: dict[str, Any], buffer, env) -> tuple[list[dict[str, Any]], QIPO]:
+    """Reload the saved agent with ``overrides``, attach ``buffer`` and refine it chunk by chunk;
+    returns the measurements and the refined agent."""
     agent = QIPO.load(args.agent, device="cpu", **overrides)  # QIPOFlow or QIPODiffusion, as saved
     agent.set_dataset(buffer)
     reference = reference_scores(agent.dataset_metadata)
@@ -139,7 +142,7 @@ def run_setting(args: argparse.Namespace, overrides: dict[str, Any], buffer, env
         records.append(record)
         print(json.dumps({"setting": overrides, **record}), flush=True)
         start = time.perf_counter() - record["train_s"]  # evaluation time is not training time
-    return records
+    return records, agent
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -154,7 +157,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         raise SystemExit(f"{args.agent} does not record its dataset: pass --dataset")
     buffer = bu.load_buffer(dataset_ids)  # shared by every setting
     env = make_env(bu.env_id_of(saved.dataset_metadata, args.env)) if args.episodes else None
-    results = [{"setting": overrides, "records": run_setting(args, overrides, buffer, env)} for overrides in settings]
+    results = []
+    for index, overrides in enumerate(settings):
+        records, agent = run_setting(args, overrides, buffer, env)
+        results.append({"setting": overrides, "records": records})
+        if args.save_dir:
+            results[-1]["saved_to"] = str(agent.save(Path(args.save_dir) / f"setting_{index}"))
 
     headers = [
         "setting",
