@@ -11,6 +11,18 @@ from qipo_agents.qipo.schedule import PhaseSchedule
 from .conftest import TINY
 
 
+class PhaseRecorder(BaseCallback):
+    """Records the phase each gradient step trained in."""
+
+    def __init__(self):
+        super().__init__()
+        self.phases: list[str] = []
+
+    def _on_step(self) -> bool:
+        self.phases.append(self.model.current_phase)
+        return True
+
+
 def test_same_seed_gives_the_same_agent(agent_class, bandit_data):
     a = agent_class("MlpPolicy", bandit_data, reward_scaling="none", **TINY).learn()
     b = agent_class("MlpPolicy", bandit_data, reward_scaling="none", **TINY).learn()
@@ -21,17 +33,11 @@ def test_same_seed_gives_the_same_agent(agent_class, bandit_data):
 
 
 def test_total_timesteps_split_across_phases_in_proportion(agent_class, bandit_data):
-    seen = []
-
-    class Record(BaseCallback):
-        def _on_step(self):
-            seen.append(self.model.current_phase)
-            return True
-
+    seen = PhaseRecorder()
     agent = agent_class("MlpPolicy", bandit_data, reward_scaling="none", **TINY)
-    agent.learn(total_timesteps=70, callback=Record())
+    agent.learn(total_timesteps=70, callback=seen)
     assert agent.schedule == PhaseSchedule(30, 20, 20)  # 60:40:40 of 70
-    assert seen == ["behavior"] * 30 + ["critic"] * 20 + ["policy"] * 20
+    assert seen.phases == ["behavior"] * 30 + ["critic"] * 20 + ["policy"] * 20
 
 
 def test_schedule_scaling_keeps_the_total():
@@ -147,17 +153,11 @@ def test_critic_ensemble_needs_a_member(agent_class, bandit_data):
 
 
 def test_a_second_learn_continues_the_refinement(agent_class, bandit_data):
-    seen = []
-
-    class Record(BaseCallback):
-        def _on_step(self):
-            seen.append(self.model.current_phase)
-            return True
-
+    seen = PhaseRecorder()
     agent = agent_class("MlpPolicy", bandit_data, reward_scaling="none", **TINY).learn()
     refined = {k: v.clone() for k, v in agent.policy.actor.state_dict().items()}
-    agent.learn(total_timesteps=25, callback=Record())  # reset_num_timesteps=True: only the counter restarts
-    assert seen == ["policy"] * 25 and agent.num_timesteps == 25
+    agent.learn(total_timesteps=25, callback=seen)  # reset_num_timesteps=True: only the counter restarts
+    assert seen.phases == ["policy"] * 25 and agent.num_timesteps == 25
     moved = [not torch.equal(refined[k], v) for k, v in agent.policy.actor.state_dict().items()]
     assert any(moved), "the second learn() did not train the refined actor"
 
