@@ -75,9 +75,39 @@ def read_baselines(path: Path, task: str) -> list[dict[str, Any]]:
     ]
 
 
+def read_refinement(path: Path) -> list[dict[str, Any]]:
+    """The last setting of a ``refinement.py --out`` file as a finished run: its first measurement
+    is the checkpoint's behaviour model, its last the refined policy (``--seed 0`` and one env at a
+    time make it the zoo run's final evaluation)."""
+    import zipfile
+
+    payload = json.loads(path.read_text())
+    with zipfile.ZipFile(payload["args"]["agent"]) as archive:
+        saved = json.loads(archive.read("data.json"))
+    records = payload["results"][-1]["records"]
+    return [
+        {
+            "run": str(path),
+            "task": task_of_datasets(saved["dataset_metadata"]["dataset_ids"]),
+            "method": "flow" if saved["class"] == "QIPOFlow" else "diffusion",
+            "seed": saved["hyperparameters"]["seed"],
+            "score": records[-1]["score"],
+            "score_std_over_episodes": records[-1]["score_std"],
+            "behavior_score": records[0]["score"],
+            "behavior_episodes": payload["args"]["episodes"],
+            "steps": saved["num_timesteps"] + records[-1]["refinement_steps"],
+            "wall_s": records[-1]["train_s"],
+        }
+    ]
+
+
 def task_of_baselines(path: Path) -> str:
     """The zoo task whose datasets a quality.py file was trained on (local-<env>-<kind>)."""
-    datasets = json.loads(path.read_text())["settings"]["datasets"]
+    return task_of_datasets(json.loads(path.read_text())["settings"]["datasets"])
+
+
+def task_of_datasets(datasets: list[str]) -> str:
+    """``local-<env>-<kind>`` for ``local/<env>/<kind>-v0`` ids (several kinds: medium-expert)."""
     env = datasets[0].split("/")[1]
     kinds = [d.split("/")[2].rsplit("-v", 1)[0] for d in datasets]
     return f"local-{env}-{'-'.join(kinds)}"
@@ -182,13 +212,18 @@ def plot(summary, path: str) -> None:
 
     tasks = list(summary)
     methods = [m for m in LABELS if any(m in per_task for per_task in summary.values())]
-    width = 0.8 / len(methods)
+    series = [("before", "QIPOFlow before the refinement")] + [(m, LABELS[m]) for m in methods]
+    width = 0.8 / len(series)
     fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(tasks)), 4))
-    for i, method in enumerate(methods):
-        xs = [t + (i - (len(methods) - 1) / 2) * width for t in range(len(tasks))]
-        means = [summary[task].get(method, {}).get("mean", np.nan) for task in tasks]
-        stds = [summary[task].get(method, {}).get("std", 0.0) for task in tasks]
-        ax.bar(xs, means, width, yerr=stds, label=LABELS[method], capsize=2)
+    for i, (key, label) in enumerate(series):
+        xs = [t + (i - (len(series) - 1) / 2) * width for t in range(len(tasks))]
+        if key == "before":
+            means = [np.mean(summary[task].get("flow", {}).get("behavior_scores", [np.nan])) for task in tasks]
+            ax.bar(xs, means, width, label=label, color="lightgray", hatch="//")
+            continue
+        means = [summary[task].get(key, {}).get("mean", np.nan) for task in tasks]
+        stds = [summary[task].get(key, {}).get("std", 0.0) for task in tasks]
+        ax.bar(xs, means, width, yerr=stds, label=label, capsize=2)
     ax.set_xticks(range(len(tasks)))
     ax.set_xticklabels([t.removeprefix("local-") for t in tasks], rotation=20)
     ax.set_ylabel("D4RL-normalised score (final, 10 episodes)")
@@ -201,12 +236,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=bu.HelpFormatter)
     parser.add_argument("--runs", nargs="*", default=[], help="qipo-zoo run folders")
     parser.add_argument("--baselines", nargs="*", default=[], help="quality.py --out files of the d3rlpy baselines")
+    parser.add_argument(
+        "--refinements", nargs="*", default=[], help="refinement.py --out files (final refinements from checkpoints)"
+    )
     parser.add_argument("--out", help="write the table's data as JSON here")
     parser.add_argument("--plot", help="write a PNG bar chart here")
     args = parser.parse_args(argv)
     records = [r for r in (read_run(Path(p)) for p in args.runs) if r is not None]
     for path in map(Path, args.baselines):
         records += read_baselines(path, task_of_baselines(path))
+    for path in map(Path, args.refinements):
+        records += read_refinement(path)
     summary = summarise(records)
     checks = targets(summary)
     print_tables(summary, checks)
