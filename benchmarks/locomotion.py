@@ -79,23 +79,20 @@ def read_refinement(path: Path) -> list[dict[str, Any]]:
     """The last setting of a ``refinement.py --out`` file as a finished run: its first measurement
     is the checkpoint's behaviour model, its last the refined policy (``--seed 0`` and one env at a
     time make it the zoo run's final evaluation)."""
-    import zipfile
-
     payload = json.loads(path.read_text())
-    with zipfile.ZipFile(payload["args"]["agent"]) as archive:
-        saved = json.loads(archive.read("data.json"))
+    checkpoint = payload["checkpoint"]
     records = payload["results"][-1]["records"]
     return [
         {
             "run": str(path),
-            "task": task_of_datasets(saved["dataset_metadata"]["dataset_ids"]),
-            "method": "flow" if saved["class"] == "QIPOFlow" else "diffusion",
-            "seed": saved["hyperparameters"]["seed"],
+            "task": task_of_datasets(checkpoint["dataset_ids"]),
+            "method": "flow" if checkpoint["class"] == "QIPOFlow" else "diffusion",
+            "seed": checkpoint["seed"],
             "score": records[-1]["score"],
             "score_std_over_episodes": records[-1]["score_std"],
             "behavior_score": records[0]["score"],
             "behavior_episodes": payload["args"]["episodes"],
-            "steps": saved["num_timesteps"] + records[-1]["refinement_steps"],
+            "steps": checkpoint["num_timesteps"] + records[-1]["refinement_steps"],
             "wall_s": records[-1]["train_s"],
         }
     ]

@@ -192,7 +192,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             table.append(row)
     print(f"\n## Refinement from {args.agent}\n")
     print(bu.markdown_table(headers, table))
-    payload = {"benchmark": "refinement", "environment": bu.environment_info(), "args": vars(args), "results": results}
+    checkpoint = {
+        "class": type(saved).__name__,
+        "seed": saved.seed,
+        "dataset_ids": dataset_ids,
+        "num_timesteps": saved.num_timesteps,
+    }
+    payload = {
+        "benchmark": "refinement",
+        "environment": bu.environment_info(),
+        "args": vars(args),
+        "checkpoint": checkpoint,
+        "results": results,
+    }
     if args.out:
         bu.write_json(args.out, payload)
     return payload
