@@ -106,6 +106,7 @@ def test_make_local_datasets_rebuilds_reproducibly(tmp_path, monkeypatch):
     module = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, "make_local_datasets", module)
     spec.loader.exec_module(module)
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))  # main() points it at --out; restored after the test
     for out in ("a", "b"):
         module.main(
             ["--agents", str(AGENTS), "--out", str(tmp_path / out), "--steps", "1200", "--only", "walker2d-medium"]
