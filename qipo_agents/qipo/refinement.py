@@ -20,7 +20,7 @@ label ``b``, so label ``b`` targets ``mu(a|s) exp(b Q(s, a)) / Z`` for every ``b
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 
@@ -123,16 +123,14 @@ class QWeightedRefinement:
         """The support set and the renewal counters: a phase resumed between two renewals trains on
         the same support and renews when the uninterrupted run would have."""
         return {
-            **{name: getattr(self.support, name) for name in ("state_indices", "actions", "q_values", "betas")},
+            **{field.name: getattr(self.support, field.name) for field in fields(SupportSet)},
             "steps_since_renewal": torch.tensor(self.steps_since_renewal),
             "n_renewals": torch.tensor(self.n_renewals),
         }
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         device = self.data.device
-        self.support = SupportSet(
-            *(state[name].to(device) for name in ("state_indices", "actions", "q_values", "betas"))
-        )
+        self.support = SupportSet(**{field.name: state[field.name].to(device) for field in fields(SupportSet)})
         self.steps_since_renewal = int(state["steps_since_renewal"])
         self.n_renewals = int(state["n_renewals"])
 

@@ -22,7 +22,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from qipo_agents.common.evaluation import check_env_spaces, reference_scores
+from qipo_agents.common.evaluation import check_env_spaces, normalized_score, reference_scores
 from qipo_agents.data.minari_loader import datasets_root
 from qipo_agents.errors import ConfigError, SpaceMismatchError
 from qipo_agents.zoo.envs import import_env_package
@@ -65,7 +65,8 @@ def load_policy(
     if _is_qipo_save(path):
         if vecnormalize is not None or config is not None:
             raise ConfigError(
-                f"{path} is a qipo_agents agent: it normalises its own observations (no --vecnormalize/--config)"
+                f"{path} is a qipo_agents agent: it normalises its own observations "
+                "(no --vecnormalize or --agent-config)"
             )
         from qipo_agents.qipo.algorithm import QIPO
 
@@ -166,7 +167,6 @@ def collect(
     env.close()
     n_episodes = writer.n_episodes
     returns_arr = np.asarray(returns)
-    mode = "stochastic" if stochastic else "deterministic"
     summary = (
         f"{n_episodes} episodes, {n_steps} steps of {policy.description} ({mode} actions) in {env_id}, "
         f"collected with `qipo-zoo collect` (D4RL recipe)"
@@ -185,7 +185,7 @@ def collect(
     if len(returns_arr):
         stats.update(mean_return=round(float(returns_arr.mean()), 2), std_return=round(float(returns_arr.std()), 2))
         if reference is not None:
-            normalized = 100.0 * (returns_arr - reference[0]) / (reference[1] - reference[0])
+            normalized = normalized_score(returns_arr, *reference)
             stats["normalized_score"] = round(float(normalized.mean()), 2)
     writer.dataset.storage.update_metadata(stats)
     return Collected(dataset_id, target, n_episodes, n_steps, returns_arr, normalized, policy.description)

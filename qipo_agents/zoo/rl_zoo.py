@@ -84,15 +84,20 @@ class ActingPolicy:
     files: dict[str, str] = field(default_factory=dict)
 
     def wrap(self, env: gym.Env) -> gym.Env:
-        for wrapper in self.wrappers:
-            env = wrapper(env)
-        return env
+        return apply_wrappers(env, self.wrappers)
 
     def predict(self, observation: np.ndarray, deterministic: bool) -> np.ndarray:
         if self.scaling is not None:
             observation = self.scaling(observation)
         action, _ = self.model.predict(observation, deterministic=deterministic)
         return action
+
+
+def apply_wrappers(env: gym.Env, wrappers: list[Callable[[gym.Env], gym.Env]]) -> gym.Env:
+    """``env`` inside ``wrappers``, the first one innermost."""
+    for wrapper in wrappers:
+        env = wrapper(env)
+    return env
 
 
 class _GymToGymnasium(pickle.Unpickler):
@@ -250,9 +255,7 @@ def load_rl_zoo_agent(
         if given is not None or name in found
     }
     wrappers = read_env_wrappers(files["config"]) if "config" in files else []
-    acting_env = env
-    for wrapper in wrappers:
-        acting_env = wrapper(acting_env)
+    acting_env = apply_wrappers(env, wrappers)
     _check_shape(path, "observation", data, acting_env.observation_space, wrappers)
     _check_shape(path, "action", data, acting_env.action_space, wrappers)
     scaling = None
