@@ -1,7 +1,8 @@
-"""Callbacks for offline training: periodic evaluation with normalised scores, and checkpoints.
+"""Callbacks for offline training: periodic evaluation with normalised scores, a progress bar by
+phase, and atomic checkpoints.
 
-Both are Stable-Baselines3 ``BaseCallback`` subclasses, so they mix with SB3's own callbacks in
-``learn(callback=[...])``.
+All are Stable-Baselines3 callbacks (the first two subclass SB3's own), so they mix with SB3's
+callbacks in ``learn(callback=[...])``.
 """
 
 from __future__ import annotations
@@ -13,23 +14,30 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.callbacks import EvalCallback as SB3EvalCallback
 from stable_baselines3.common.callbacks import ProgressBarCallback as SB3ProgressBarCallback
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from qipo_agents.common.evaluation import EvaluationResult, evaluate, reference_scores
 
 
-class EvalCallback(BaseCallback):
-    """Evaluate the agent in a Gymnasium env every ``eval_freq`` gradient steps.
+class EvalCallback(SB3EvalCallback):
+    """SB3's ``EvalCallback`` that also reports D4RL-normalised scores and runs episodes in parallel.
 
-    Logs ``eval/mean_reward``, ``eval/std_reward``, ``eval/mean_ep_length`` and, when reference
-    scores are known (from the dataset or D4RL's table), ``eval/normalized_score``. Optionally
-    saves the best agent (by mean return) to ``best_model_save_path/best_model.zip``, and writes
-    every evaluation to ``log_path``: ``evaluations.npz`` in the format of SB3's ``EvalCallback``
-    (``timesteps``, ``results``, ``ep_lengths``: rl-baselines3-zoo's plotting scripts read it) and
-    ``evaluations.jsonl`` with the normalised scores.
+    Every ``eval_freq`` gradient steps of the schedule (so a resumed run evaluates at the same
+    steps) it runs ``n_eval_episodes`` episodes with :func:`~qipo_agents.common.evaluation.evaluate`
+    and logs ``eval/mean_reward``, ``eval/std_reward``, ``eval/mean_ep_length`` and, when reference
+    scores are known (from the dataset or D4RL's table), ``eval/normalized_score``. As SB3's, it
+    keeps ``best_mean_reward`` / ``last_mean_reward``, saves ``best_model.zip`` in
+    ``best_model_save_path``, writes ``log_path/evaluations.npz`` (``timesteps``, ``results``,
+    ``ep_lengths``: rl-baselines3-zoo's plotting scripts read it) and triggers
+    ``callback_on_new_best`` / ``callback_after_eval`` (e.g. SB3's
+    ``StopTrainingOnNoModelImprovement``). It also appends every evaluation with its normalised
+    scores to ``log_path/evaluations.jsonl``.
 
     Args:
-        eval_env: a Gymnasium env, or an env id to ``gym.make``.
+        eval_env: a Gymnasium env, an env id to ``gym.make``, or a ``DummyVecEnv`` of such envs
+            (its envs run in parallel).
         eval_freq: gradient steps between evaluations.
         n_eval_episodes: episodes per evaluation (10 in the D4RL protocol).
         deterministic: act deterministically (default: sampled actions, as the paper evaluates).
@@ -40,7 +48,7 @@ class EvalCallback(BaseCallback):
 
     def __init__(
         self,
-        eval_env: gym.Env | str,
+        eval_env: gym.Env | DummyVecEnv | str,
         eval_freq: int = 10_000,
         n_eval_episodes: int = 10,
         deterministic: bool = False,
@@ -50,29 +58,53 @@ class EvalCallback(BaseCallback):
         seed: int | None = 0,
         verbose: int = 0,
         n_envs: int = 1,
+        callback_on_new_best: BaseCallback | None = None,
+        callback_after_eval: BaseCallback | None = None,
     ):
-        super().__init__(verbose)
-        self.eval_env = gym.make(eval_env) if isinstance(eval_env, str) else eval_env
-        self.eval_freq, self.n_eval_episodes, self.deterministic = eval_freq, n_eval_episodes, deterministic
+        if isinstance(eval_env, str):
+            eval_env = gym.make(eval_env)
+        if isinstance(eval_env, VecEnv) and not isinstance(eval_env, DummyVecEnv):
+            raise TypeError(
+                f"EvalCallback steps the episodes' Gymnasium envs itself; pass a gym.Env or a DummyVecEnv, "
+                f"not a {type(eval_env).__name__}"
+            )
+        super().__init__(
+            eval_env,
+            callback_on_new_best=callback_on_new_best,
+            callback_after_eval=callback_after_eval,
+            n_eval_episodes=n_eval_episodes,
+            eval_freq=eval_freq,
+            log_path=None if log_path is None else os.fspath(log_path),
+            best_model_save_path=None if best_model_save_path is None else os.fspath(best_model_save_path),
+            deterministic=deterministic,
+            verbose=verbose,
+        )
         self.reference, self.seed, self.n_envs = reference, seed, n_envs
-        self.best_model_save_path = None if best_model_save_path is None else Path(best_model_save_path)
-        self.log_path = None if log_path is None else Path(log_path)
-        self.best_mean_reward = -float("inf")
+        self.log_dir = None if log_path is None else Path(log_path)
         self.last_result: EvaluationResult | None = None
-        self.evaluations_timesteps: list[int] = []
-        self.evaluations_results: list[list[float]] = []
-        self.evaluations_length: list[list[int]] = []
+
+    def _init_callback(self) -> None:
+        # SB3 warns when the eval env's type differs from the training env's; offline training
+        # steps no env, so only the folders and the child callback need setting up.
+        for folder in (self.best_model_save_path, self.log_dir):
+            if folder is not None:
+                Path(folder).mkdir(parents=True, exist_ok=True)
+        if self.callback_on_new_best is not None:
+            self.callback_on_new_best.init_callback(self.model)
 
     def _on_step(self) -> bool:
         if self.eval_freq > 0 and self.model.num_timesteps % self.eval_freq == 0:
-            self.run_evaluation()
+            return self.run_evaluation()
         return True
 
-    def run_evaluation(self) -> EvaluationResult:
+    def run_evaluation(self) -> bool:
+        """Evaluate now; returns False when ``callback_on_new_best`` or ``callback_after_eval``
+        asks to stop training (the result is in :attr:`last_result`)."""
         reference = self.reference or reference_scores(self.model.dataset_metadata)
+        envs = self.eval_env.envs if self.eval_env.num_envs > 1 else self.eval_env.envs[0]
         result = evaluate(
             self.model,
-            self.eval_env,
+            envs,
             self.n_eval_episodes,
             self.deterministic,
             self.seed,
@@ -80,33 +112,38 @@ class EvalCallback(BaseCallback):
             n_envs=self.n_envs,
         )
         self.last_result = result
-        self.logger.record("time/total_timesteps", self.model.num_timesteps)
+        self.last_mean_reward = result.mean_return
+        self.logger.record("time/total_timesteps", self.model.num_timesteps, exclude="tensorboard")
         self.logger.record("eval/mean_reward", result.mean_return)
         self.logger.record("eval/std_reward", result.std_return)
-        self.logger.record("eval/mean_ep_length", sum(result.lengths) / len(result.lengths))
+        self.logger.record("eval/mean_ep_length", float(np.mean(result.lengths)))
         if result.normalized_mean is not None:
             self.logger.record("eval/normalized_score", result.normalized_mean)
         if self.verbose:
             print(f"step {self.model.num_timesteps}: {result}")
-        if self.log_path is not None:
-            self.log_path.mkdir(parents=True, exist_ok=True)
-            with open(self.log_path / "evaluations.jsonl", "a") as f:
+        if self.log_dir is not None:
+            with open(self.log_dir / "evaluations.jsonl", "a") as f:
                 f.write(json.dumps({"timesteps": self.model.num_timesteps, **result.to_dict()}) + "\n")
             self.evaluations_timesteps.append(self.model.num_timesteps)
             self.evaluations_results.append(result.returns)
             self.evaluations_length.append(result.lengths)
             np.savez(
-                self.log_path / "evaluations.npz",
+                self.log_path,
                 timesteps=self.evaluations_timesteps,
                 results=self.evaluations_results,
                 ep_lengths=self.evaluations_length,
             )
+        self.logger.dump(self.model.num_timesteps)
+        continue_training = True
         if result.mean_return > self.best_mean_reward:
             self.best_mean_reward = result.mean_return
             if self.best_model_save_path is not None:
-                self.model.save(self.best_model_save_path / "best_model")
-        self.logger.dump(self.model.num_timesteps)
-        return result
+                self.model.save(Path(self.best_model_save_path) / "best_model")
+            if self.callback_on_new_best is not None:
+                continue_training = self.callback_on_new_best.on_step()
+        if self.callback is not None:
+            continue_training = continue_training and self._on_event()
+        return continue_training
 
 
 class ProgressBarCallback(SB3ProgressBarCallback):

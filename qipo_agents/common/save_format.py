@@ -18,13 +18,13 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from qipo_agents.common.atomic import atomic_write
 from qipo_agents.errors import SaveFileError
 
 FORMAT_NAME = "qipo_agents"
@@ -42,24 +42,14 @@ def write_save_file(path: str | os.PathLike, data: dict[str, Any], tensors: dict
     from qipo_agents import __version__
 
     path = zip_path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, **data}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with (
-            os.fdopen(fd, "wb") as raw,
-            zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_DEFLATED) as archive,
-        ):
-            archive.writestr("data.json", json.dumps(payload, indent=2, default=_json_default))
-            for name, obj in tensors.items():
-                buffer = io.BytesIO()
-                torch.save(obj, buffer)
-                archive.writestr(f"{name}.pth", buffer.getvalue())
-            archive.writestr("_version.txt", __version__)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, binary=True) as raw, zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("data.json", json.dumps(payload, indent=2, default=_json_default))
+        for name, obj in tensors.items():
+            buffer = io.BytesIO()
+            torch.save(obj, buffer)
+            archive.writestr(f"{name}.pth", buffer.getvalue())
+        archive.writestr("_version.txt", __version__)
     return path
 
 

@@ -7,7 +7,9 @@ its sampler.
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -355,6 +357,18 @@ class QIPO(OfflineAlgorithm):
             best = q.argmax(dim=1)
             actions = actions.view(n, n_candidates, action_dim)[torch.arange(n, device=self.device), best]
         return actions.cpu().numpy()
+
+    def export(self, path: str | os.PathLike, format: str = "onnx") -> Path:
+        """Write the acting policy for deployment: ``"onnx"`` (onnxruntime) or ``"torchscript"``.
+
+        The file holds the observation normalisation, the solver unrolled at its fixed steps and
+        the action clipping (:class:`~qipo_agents.qipo.export.ActingPolicy`): inputs
+        ``observation (batch, obs_dim)`` and ``noise (batch, action_dim)``, output ``action``;
+        zero noise gives ``predict(obs, deterministic=True)``, standard normal noise a sampled action.
+        """
+        from qipo_agents.qipo.export import export_policy
+
+        return export_policy(self, path, format)
 
     # ------------------------------------------------------------------ persistence
     def _hyperparameters(self) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The ``qipo-zoo`` command: ``list``, ``train``, ``eval``, ``collect``, ``plot``.
+"""The ``qipo-zoo`` command: ``list``, ``train``, ``tune``, ``eval``, ``export``, ``collect``, ``plot``.
 
 Every expected failure (unknown task, invalid config, missing dataset, wrong file) is reported as
 one ``Error: ...`` line with exit status 1 — no traceback; Ctrl-C during training saves a
@@ -54,7 +54,9 @@ def main() -> None:
     qipo-zoo list                          tasks, their datasets, and which are here
     qipo-zoo train hopper-medium-mini      train + evaluate on the dataset shipped with the package
     qipo-zoo eval logs/flow/hopper-medium-mini_1 --video hopper.gif
-    qipo-zoo plot logs/flow/hopper-medium-mini_*
+    qipo-zoo train local-hopper-medium --seeds 0 1 2 --n-jobs 2
+    qipo-zoo tune local-hopper-medium --n-trials 20 --storage tune.log --study-name hopper
+    qipo-zoo plot --aggregate logs/flow/local-hopper-medium_*
     """
 
 
@@ -144,6 +146,20 @@ def _remedy(kind: str) -> str:
 @click.argument("extra_overrides", nargs=-1, metavar="[KEY=VALUE]...")
 @click.option("--algo", type=click.Choice(["flow", "diffusion"]), default="flow", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--seeds",
+    "seeds",
+    type=int,
+    multiple=True,
+    metavar="S [S ...]",
+    help="train one run per seed (--seeds 0 1 2) and write a summary over them",
+)
+@click.option("--n-jobs", type=click.IntRange(min=1), default=1, show_default=True, help="with --seeds: runs at a time")
+@click.option(
+    "--trial",
+    metavar="STORAGE:STUDY:N",
+    help="train with the hyperparameters of trial N of a `qipo-zoo tune` study (and its seed, unless --seed/--seeds)",
+)
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda, cuda:1 ...")
 @click.option("--profile", type=click.Choice(["cpu", "gpu"]), help="budget profile [default: gpu with CUDA, else cpu]")
 @click.option(
@@ -167,12 +183,18 @@ def _remedy(kind: str) -> str:
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="a YAML file instead of zoo/<algo>.yml")
 @click.option("--verbose", type=int, default=1, show_default=True, help="0: quiet; 1: phase changes")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="show a progress bar")
+@click.option("--result-file", type=click.Path(dir_okay=False), hidden=True, help="write the run's result as JSON")
+@click.pass_context
 @_user_errors
 def train(
+    context: click.Context,
     task: str,
     extra_overrides: Sequence[str],
     algo: str,
     seed: int,
+    seeds: Sequence[int],
+    n_jobs: int,
+    trial: str | None,
     device: str,
     profile: str | None,
     hyperparams: Sequence[str],
@@ -182,15 +204,46 @@ def train(
     config_file: str | None,
     verbose: int,
     progress: bool,
+    result_file: str | None,
 ) -> None:
     """Train TASK (see `qipo-zoo list`) into LOG_FOLDER/ALGO/TASK_N/ and evaluate the result.
 
     Hyperparameters come from zoo/ALGO.yml (profile `cpu` without CUDA), then --hyperparams.
+    With --seeds, one such run per seed (--n-jobs at a time) and LOG_FOLDER/ALGO/TASK_seeds_N.json
+    with their scores and aggregate.
     """
+    import json
+
     from qipo_agents.zoo.config import load_task, parse_overrides
     from qipo_agents.zoo.train import TrainingInterrupted, read_run_config, resume_run, run_dirs, train_task
 
-    items = [*hyperparams, *extra_overrides]
+    # --seeds 0 1 2: click takes the first value; the others arrive as bare integers among KEY=VALUE
+    items = [item for item in [*hyperparams, *extra_overrides] if not (seeds and item.lstrip("-").isdigit())]
+    seeds = [*seeds, *(int(item) for item in extra_overrides if seeds and item.lstrip("-").isdigit())]
+    seed_given = context.get_parameter_source("seed") is not click.core.ParameterSource.DEFAULT
+    if seeds and seed_given:
+        raise click.UsageError("give --seed or --seeds, not both")
+    if trial is not None:
+        if resume is not None:
+            raise click.UsageError("--trial starts a new run: drop --resume")
+        from qipo_agents.zoo.tune import trial_settings
+
+        settings = trial_settings(trial, task)
+        algo, profile = settings["algo"], profile or settings["profile"]
+        items = [*settings["items"], *items]
+        datasets = datasets or tuple(settings["datasets"] or ())
+        config_file = config_file or settings["config_file"]
+        seed = seed if seed_given else settings["seed"]
+    if seeds:
+        if resume is not None:
+            raise click.UsageError("--seeds starts new runs: resume each run folder on its own")
+        from qipo_agents.zoo.seeds import train_seeds
+
+        device, profile = _resolve_device(device, profile)
+        load_task(task, algo, profile, parse_overrides(items), list(datasets) or None, config_file)  # fail fast
+        args = _train_args(task, algo, device, profile, log_folder, datasets, config_file, items)
+        train_seeds([*args, "--verbose", str(verbose)], seeds, n_jobs, log_folder, algo, task, echo=click.echo)
+        return
     if resume is not None:
         if items or datasets or config_file or profile:
             raise ConfigError(
@@ -215,16 +268,16 @@ def train(
     else:
         device, profile = _resolve_device(device, profile)
         config = load_task(task, algo, profile, parse_overrides(items), list(datasets) or None, config_file)
-        args = ["train", task, "--algo", algo, "--seed", str(seed), "--device", device, "--profile", profile]
-        args += ["--log-folder", log_folder]
-        for source in datasets:
-            args += ["--dataset", source]
-        if config_file:
-            args += ["--config", config_file]
-        if items:
-            args += ["--hyperparams", *items]
+        args = _train_args(task, algo, device, profile, log_folder, datasets, config_file, items)
         run = functools.partial(
-            train_task, config, seed, device, log_folder, _command(args), verbose=verbose, progress=progress
+            train_task,
+            config,
+            seed,
+            device,
+            log_folder,
+            _command([*args[:4], "--seed", str(seed), *args[4:]]),
+            verbose=verbose,
+            progress=progress,
         )
     try:
         result = run(echo=click.echo)
@@ -236,6 +289,29 @@ def train(
     if result.final is not None:
         click.echo(f"final evaluation after {result.num_timesteps} steps: {result.final}")
     click.echo(f"run folder: {result.run_dir}")
+    if result_file is not None:
+        Path(result_file).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+
+
+def _train_args(
+    task: str,
+    algo: str,
+    device: str,
+    profile: str,
+    log_folder: str,
+    datasets: Sequence[str],
+    config_file: str | None,
+    items: Sequence[str],
+) -> list[str]:
+    """The ``train`` command line of a run, without its seed: what command.txt records."""
+    args = ["train", task, "--algo", algo, "--device", device, "--profile", profile, "--log-folder", log_folder]
+    for source in datasets:
+        args += ["--dataset", source]
+    if config_file:
+        args += ["--config", config_file]
+    if items:
+        args += ["--hyperparams", *items]
+    return args
 
 
 def _resume_dir(resume: str, log_folder: str, algo: str, task: str, run_dirs) -> Path:
@@ -254,6 +330,102 @@ def _command(args: list[str], device: str | None = None) -> str:
     if device:
         args = [*args, "--device", device]
     return shlex.join(["qipo-zoo", *args])
+
+
+# ---------------------------------------------------------------------------------------------- tune
+@main.command()
+@click.argument("task")
+@click.argument("extra_overrides", nargs=-1, metavar="[KEY=VALUE]...")
+@click.option("--algo", type=click.Choice(["flow", "diffusion"]), default="flow", show_default=True)
+@click.option("--n-trials", type=click.IntRange(min=1), required=True, help="trials this worker runs")
+@click.option(
+    "--storage",
+    required=True,
+    help="a journal file ending in .log (one machine or a shared filesystem), or a database URL "
+    "(sqlite:///study.db, postgresql://...) that workers on several machines share",
+)
+@click.option("--study-name", required=True, help="the study; workers with the same name share it")
+@click.option("--sampler", type=click.Choice(["tpe", "random"]), default="tpe", show_default=True)
+@click.option("--pruner", type=click.Choice(["median", "none"]), default="median", show_default=True)
+@click.option("--search-space", type=click.Path(dir_okay=False), help="a YAML file instead of zoo/<algo>_search.yml")
+@click.option(
+    "-H",
+    "--hyperparams",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="fixed settings of every trial (e.g. a smaller budget for a smoke test), as for train",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="training seed of every trial")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--profile", type=click.Choice(["cpu", "gpu"]), help="budget profile [default: gpu with CUDA, else cpu]")
+@click.option("--dataset", "datasets", multiple=True, metavar="SOURCE", help="train on this data instead (repeatable)")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="a YAML file instead of zoo/<algo>.yml")
+@click.option("--log-folder", default=LOG_FOLDER, show_default=True, type=click.Path(file_okay=False))
+@click.option("--verbose", type=int, default=0, show_default=True)
+@_user_errors
+def tune(
+    task: str,
+    extra_overrides: Sequence[str],
+    algo: str,
+    n_trials: int,
+    storage: str,
+    study_name: str,
+    sampler: str,
+    pruner: str,
+    search_space: str | None,
+    hyperparams: Sequence[str],
+    seed: int,
+    device: str,
+    profile: str | None,
+    datasets: Sequence[str],
+    config_file: str | None,
+    log_folder: str,
+    verbose: int,
+) -> None:
+    """Search TASK's hyperparameters with Optuna: run N trials of a study that workers share.
+
+    Every trial is a run folder, LOG_FOLDER/tune/STUDY/trial_N/; its objective is the final
+    D4RL-normalised score. Start the same command on several machines (with a database URL) or
+    several times on one (with a .log file) to run workers in parallel. Retrain a trial with
+    `qipo-zoo train TASK --trial STORAGE:STUDY:N`.
+    """
+    from qipo_agents.zoo.config import parse_overrides
+    from qipo_agents.zoo.train import TrainingInterrupted
+    from qipo_agents.zoo.tune import tune as run_tune
+
+    device, profile = _resolve_device(device, profile)
+    try:
+        study = run_tune(
+            task,
+            algo,
+            profile,
+            device,
+            n_trials,
+            storage,
+            study_name,
+            sampler=sampler,
+            pruner=pruner,
+            overrides=parse_overrides([*hyperparams, *extra_overrides]),
+            datasets=list(datasets) or None,
+            config_file=config_file,
+            search_space=search_space,
+            seed=seed,
+            log_folder=log_folder,
+            verbose=verbose,
+            echo=click.echo,
+        )
+    except TrainingInterrupted as stop:
+        click.echo(f"\n{stop}; the trial is marked FAIL in the study, the finished trials are kept", err=True)
+        sys.exit(130)
+    states = [trial.state.name for trial in study.trials]
+    counts = ", ".join(f"{states.count(state)} {state.lower()}" for state in sorted(set(states)))
+    click.echo(f"study {study_name}: {len(states)} trials ({counts})")
+    try:
+        best = study.best_trial
+    except ValueError:  # no trial has completed yet
+        return
+    click.echo(f"best: trial {best.number}, score {best.value:.2f}, {best.params}")
+    click.echo(f"retrain it: qipo-zoo train {task} --trial {storage}:{study_name}:{best.number}")
 
 
 # ---------------------------------------------------------------------------------------------- eval
@@ -288,6 +460,30 @@ def eval_command(
     click.echo(f"{evaluated.model} in {evaluated.env_id}: {evaluated.result}")
     if evaluated.video is not None:
         click.echo(f"video of episode 1: {evaluated.video}")
+
+
+# ---------------------------------------------------------------------------------------------- export
+@main.command("export")
+@click.argument("run_or_model", type=click.Path(exists=True))
+@click.option("--format", "fmt", type=click.Choice(["onnx", "torchscript"]), default="onnx", show_default=True)
+@click.option("--out", required=True, type=click.Path(), help="the file to write (policy.onnx, policy.pt)")
+@_user_errors
+def export_command(run_or_model: str, fmt: str, out: str) -> None:
+    """Write the acting policy of a run folder (or a saved agent zip) as ONNX or TorchScript.
+
+    Inputs `observation` (batch, obs_dim) and `noise` (batch, action_dim), output `action`:
+    zero noise gives predict(obs, deterministic=True), standard normal noise a sampled action.
+    """
+    from qipo_agents.qipo.algorithm import QIPO
+    from qipo_agents.zoo.evaluate import locate_model
+
+    model, _ = locate_model(run_or_model)
+    agent = QIPO.load(model, device="cpu")
+    path = agent.export(out, format=fmt)
+    click.echo(
+        f"wrote {path} ({fmt}): observation ({agent.observation_space.shape[0]}) + noise "
+        f"({agent.action_space.shape[0]}) -> action, {type(agent).__name__} from {model}"
+    )
 
 
 # ---------------------------------------------------------------------------------------------- collect
@@ -383,12 +579,18 @@ def collect(
 @main.command()
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--out", default="learning_curves.png", show_default=True, type=click.Path(dir_okay=False))
+@click.option(
+    "--aggregate/--per-run",
+    default=False,
+    show_default=True,
+    help="one curve per task and agent over its runs (seeds): the mean with a bootstrap 95%% CI, and the IQM",
+)
 @_user_errors
-def plot(run_dirs: Sequence[str], out: str) -> None:
+def plot(run_dirs: Sequence[str], out: str, aggregate: bool) -> None:
     """Learning curves and final scores of one or several runs, to a PNG."""
     from qipo_agents.zoo.plot import plot_runs
 
-    path = plot_runs(list(run_dirs), out)
+    path = plot_runs(list(run_dirs), out, aggregate=aggregate)
     click.echo(f"wrote {path}")
 
 

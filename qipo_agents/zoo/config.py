@@ -22,9 +22,9 @@ argument by argument; any other value, a dict included, is replaced whole):
 overrides. Profile blocks may set the run fields (budget, evaluation, checkpoints) and
 ``hyperparams``, not the task's data or environment.
 
-Every layer is validated before it is merged: unknown keys, wrong types and PyYAML's
-``3e-4``-is-a-string trap raise :class:`~qipo_agents.errors.ConfigError` naming the file, the task
-and the key; ``hyperparams`` keys are checked against the signature of ``QIPO.__init__`` (and
+The files are read with :class:`ZooYAMLLoader` (``3e-4`` is a number, as in YAML 1.2). Every
+layer is validated before it is merged: unknown keys and wrong types raise
+:class:`~qipo_agents.errors.ConfigError` naming the file, the task and the key; ``hyperparams`` keys are checked against the signature of ``QIPO.__init__`` (and
 ``policy_kwargs`` / ``path_kwargs`` against the network and path constructors), and the values
 against QIPO's own argument checks, so a typo fails before any data is loaded.
 """
@@ -106,6 +106,8 @@ class TaskConfig:
         eval_freq: gradient steps between evaluations (0: none during training).
         n_eval_episodes: episodes per evaluation during training.
         n_final_eval_episodes: episodes of the final evaluation (10 in the D4RL protocol).
+        n_eval_envs: episodes run at once, with one batched ``predict`` call per step (1: one by
+            one; the episodes' reset seeds are the same either way).
         deterministic_eval: act with ``predict(..., deterministic=True)`` (the zero-noise central
             action) when evaluating; False (default) samples one action from the policy, as QGPO and
             the paper evaluate.
@@ -128,6 +130,7 @@ class TaskConfig:
     eval_freq: int = _run_field(50_000, minimum=0)
     n_eval_episodes: int = _run_field(10, minimum=1)
     n_final_eval_episodes: int = _run_field(10, minimum=0)
+    n_eval_envs: int = _run_field(1, minimum=1)
     deterministic_eval: bool = _run_field(False)
     checkpoint_freq: int = _run_field(50_000, minimum=0)
     log_interval: int = _run_field(1_000, minimum=1)
@@ -151,6 +154,32 @@ class TaskConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain YAML-friendly values (tuples as lists), in field order; inverse of :func:`task_from_dict`."""
         return _plain(dataclasses.asdict(self))
+
+
+# ---------------------------------------------------------------------------------------------- YAML
+class ZooYAMLLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading numbers as YAML 1.2 does: ``3e-4`` and ``1e5`` are floats
+    (YAML 1.1, PyYAML's default, needs ``3.0e-4`` and reads ``3e-4`` as a string)."""
+
+
+ZooYAMLLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def zoo_yaml_load(text: str) -> Any:
+    """``yaml.safe_load`` with :class:`ZooYAMLLoader`: every zoo file, search space and
+    ``--hyperparams`` value is read this way."""
+    return yaml.load(text, Loader=ZooYAMLLoader)  # noqa: S506 - a SafeLoader subclass
 
 
 # ---------------------------------------------------------------------------------------------- schema
@@ -253,23 +282,6 @@ def _hint_name(hint: Any) -> str:
     return {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}.get(hint, str(hint))
 
 
-def _number_written_as_string(value: str) -> str | None:
-    """How to write ``value`` so YAML reads a number (``'3e-4'`` -> ``3.0e-4``), or None if it is no number."""
-    text = value.strip()
-    try:
-        number = float(text)
-    except ValueError:
-        return None
-    if not math.isfinite(number):
-        return None
-    match = re.fullmatch(r"([+-]?)(\d+)(?:\.(\d*))?[eE]([+-]?\d+)", text)
-    if match:  # PyYAML (YAML 1.1) needs a dot in the mantissa and a sign in the exponent
-        sign, whole, frac, exponent = match.groups()
-        exponent = exponent if exponent[0] in "+-" else f"+{exponent}"
-        return f"{sign}{whole}.{frac or '0'}e{exponent}"
-    return text
-
-
 def check_value(value: Any, hint: Any, where: ConfigLocation, key: str) -> Any:
     """``value`` checked against the type ``hint`` (and normalised: ints to floats, lists to tuples)."""
     if hint is Any:
@@ -327,13 +339,16 @@ def check_value(value: Any, hint: Any, where: ConfigLocation, key: str) -> Any:
 
 
 def _type_error(value: Any, hint: Any, where: ConfigLocation, key: str) -> ConfigError:
-    if isinstance(value, str) and _accepts_number(hint):
-        written = _number_written_as_string(value)
-        if written is not None and not _accepts(hint, float) and float(written).is_integer():
-            written = str(int(float(written)))  # an integer field: suggest the plain integer
-        if written is not None:
-            return where.error(key, f"{value!r} was read by YAML as a string; write {written}")
+    if isinstance(value, str) and _accepts_number(hint) and _is_number(value):
+        return where.error(key, f"{value!r} is quoted, so YAML reads a string; write {value.strip()}")
     return where.error(key, f"expected {_hint_name(hint)}, got {_describe(value)}")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
 
 
 def _accepts(hint: Any, kind: type) -> bool:
@@ -462,7 +477,7 @@ class ZooFile:
                 raise ConfigError(f"config file {path} does not exist")
             text, source = path.read_text(), str(path)
         try:
-            raw = yaml.safe_load(text)
+            raw = zoo_yaml_load(text)
         except yaml.YAMLError as error:
             raise ConfigError(f"{source} is not valid YAML: {error}") from error
         return cls(raw or {}, algo, source)
@@ -566,7 +581,7 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
                 f"--hyperparams: {pair!r} is not KEY=VALUE (e.g. beta=3.0 or policy_learning_rate=1.0e-4)"
             )
         try:
-            parsed[key] = yaml.safe_load(text) if text.strip() else None
+            parsed[key] = zoo_yaml_load(text) if text.strip() else None
         except yaml.YAMLError as error:
             raise ConfigError(f"--hyperparams: the value of {key} ({text!r}) is not valid YAML: {error}") from error
     return parsed

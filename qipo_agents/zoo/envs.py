@@ -81,6 +81,8 @@ def make_env(
 
 
 def _env_from_dataset(source: str, kwargs: dict[str, Any]) -> gym.Env:
+    """Minari's ``recover_environment(eval_env=True)``: the dataset's evaluation env (its collection
+    env when it names none), after Minari has checked the packages the dataset requires."""
     from qipo_agents.data.minari_loader import minari_data_dir, open_minari_dataset
 
     folder = minari_data_dir(Path(source))
@@ -90,11 +92,12 @@ def _env_from_dataset(source: str, kwargs: dict[str, Any]) -> gym.Env:
         dataset = minari.MinariDataset(folder)
     else:
         dataset = open_minari_dataset(source, download=False)
-    spec = dataset.storage.metadata.get("eval_env_spec") or dataset.storage.metadata.get("env_spec")
-    if spec is None:
-        raise ConfigError(f"dataset {source!r} records no environment; set the task's env and env_from_dataset: false")
-    env_spec = gym.envs.registration.EnvSpec.from_json(spec) if isinstance(spec, str) else spec
-    return gym.make(env_spec, **kwargs)
+    try:
+        return dataset.recover_environment(eval_env=True, **kwargs)
+    except ValueError as error:  # Minari: "Environment cannot be recovered when env_spec is None"
+        raise ConfigError(
+            f"dataset {source!r} records no environment ({error}); set the task's env and env_from_dataset: false"
+        ) from error
 
 
 def check_video_path(path: str | os.PathLike) -> Path:

@@ -1,4 +1,5 @@
-"""``qipo-zoo plot``: learning curves and final scores of one or several runs, to a PNG."""
+"""``qipo-zoo plot``: learning curves and final scores of one or several runs (or of seeds
+aggregated per task and agent), to a PNG."""
 
 from __future__ import annotations
 
@@ -8,8 +9,12 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import yaml
+
 from qipo_agents.errors import ConfigError
-from qipo_agents.zoo.train import EVALUATIONS_FILE, FINAL_EVAL_FILE
+from qipo_agents.zoo.stats import SeedAggregate, bootstrap_ci
+from qipo_agents.zoo.train import CONFIG_FILE, EVALUATIONS_FILE, FINAL_EVAL_FILE
 
 
 @dataclass
@@ -87,8 +92,48 @@ def load_curve(run_dir: str | Path, normalized: bool = True) -> Curve:
     return Curve(label, steps, values, use_normalized, final_value, final_std)
 
 
-def plot_runs(run_dirs: list[str | Path], out: str | Path) -> Path:
-    """Learning curves (left) and final scores (right) of ``run_dirs``, written to ``out`` (PNG)."""
+@dataclass
+class SeedGroup:
+    """Runs of one task and agent over seeds: their curves at the steps every run evaluated."""
+
+    label: str
+    steps: list[int]
+    values: np.ndarray  # (n_runs, n_steps)
+    finals: np.ndarray  # (n_runs,) each run's final evaluation (its last evaluation if it has none)
+
+
+def _run_key(run_dir: Path) -> str:
+    """``algo/task`` of a run folder (from its config.yml), the key runs are grouped by over seeds."""
+    config = run_dir / CONFIG_FILE
+    if config.is_file():
+        data = yaml.safe_load(config.read_text()) or {}
+        if data.get("task") and data.get("algo"):
+            return f"{data['algo']}/{data['task']}"
+    return f"{run_dir.parent.name}/{run_dir.name.rsplit('_', 1)[0]}"
+
+
+def group_over_seeds(run_dirs: list[Path], curves: list[Curve]) -> list[SeedGroup]:
+    groups: dict[str, list[Curve]] = {}
+    for run_dir, curve in zip(run_dirs, curves):
+        groups.setdefault(_run_key(Path(run_dir)), []).append(curve)
+    result = []
+    for key, members in groups.items():
+        common = sorted(set.intersection(*(set(c.steps) for c in members)))
+        values = np.array([[c.values[c.steps.index(step)] for step in common] for c in members]).reshape(
+            len(members), len(common)
+        )
+        finals = np.array([c.final if c.final is not None else (c.values[-1] if c.values else np.nan) for c in members])
+        result.append(SeedGroup(f"{key} ({len(members)} runs)", common, values, finals))
+    return result
+
+
+def plot_runs(run_dirs: list[str | Path], out: str | Path, aggregate: bool = False) -> Path:
+    """Learning curves (left) and final scores (right) of ``run_dirs``, written to ``out`` (PNG).
+
+    With ``aggregate``, runs of the same task and agent (seeds) are drawn as one: the mean curve
+    with its bootstrap 95% confidence band at the steps every run evaluated, and the mean final
+    score with its 95% interval (the interquartile mean is marked as well).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -101,32 +146,56 @@ def plot_runs(run_dirs: list[str | Path], out: str | Path) -> Path:
     unit = "D4RL-normalised score" if normalized else "mean return"
 
     fig, (ax_curve, ax_final) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [2, 1]})
-    for curve in curves:
-        if curve.steps:
-            ax_curve.plot(curve.steps, curve.values, marker="o", markersize=3, label=curve.label)
+    if aggregate:
+        groups = group_over_seeds([Path(d) for d in run_dirs], curves)
+        labels, heights, errors, iqms = [], [], [[], []], []
+        for index, group in enumerate(groups):
+            color = f"C{index % 10}"
+            if group.steps:
+                mean = group.values.mean(axis=0)
+                bands = np.array([bootstrap_ci(column) for column in group.values.T])
+                ax_curve.plot(group.steps, mean, marker="o", markersize=3, color=color, label=group.label)
+                ax_curve.fill_between(group.steps, bands[:, 0], bands[:, 1], color=color, alpha=0.2)
+            finals = group.finals[np.isfinite(group.finals)]
+            stats = SeedAggregate.of(finals) if finals.size else None
+            labels.append(group.label)
+            heights.append(stats.mean if stats else math.nan)
+            errors[0].append(stats.mean - stats.ci95[0] if stats else 0.0)
+            errors[1].append(stats.ci95[1] - stats.mean if stats else 0.0)
+            iqms.append(stats.iqm if stats else math.nan)
+        positions = list(range(len(groups)))
+        ax_final.bar(positions, heights, yerr=errors, capsize=4, color=[f"C{i % 10}" for i in positions])
+        ax_final.scatter(positions, iqms, marker="D", color="black", zorder=3, label="IQM")
+        ax_final.legend(fontsize=8)
+        ax_final.set_xticks(positions, labels, rotation=30, ha="right", fontsize=8)
+        ax_final.set_title("final evaluation (mean and 95% CI over runs)")
+        ax_curve.set_title("evaluations during training (mean and 95% CI over runs)")
+    else:
+        for curve in curves:
+            if curve.steps:
+                ax_curve.plot(curve.steps, curve.values, marker="o", markersize=3, label=curve.label)
+        finals = [
+            (c.label, c.final if c.final is not None else (c.values[-1] if c.values else math.nan), c.final_std)
+            for c in curves
+        ]
+        positions = list(range(len(finals)))
+        ax_final.bar(
+            positions,
+            [f[1] for f in finals],
+            yerr=[f[2] or 0.0 for f in finals],
+            capsize=4,
+            color=[f"C{i % 10}" for i in positions],
+        )
+        ax_final.set_xticks(positions, [f[0] for f in finals], rotation=30, ha="right", fontsize=8)
+        ax_final.set_title("final evaluation (mean ± std over episodes)")
+        ax_curve.set_title("evaluations during training")
     ax_curve.ticklabel_format(axis="y", useOffset=False)
     ax_curve.set_xlabel("gradient steps")
     ax_curve.set_ylabel(unit)
-    ax_curve.set_title("evaluations during training")
     ax_curve.grid(alpha=0.3)
-    if any(c.steps for c in curves):
+    if ax_curve.get_legend_handles_labels()[0]:
         ax_curve.legend(fontsize=8)
-
-    finals = [
-        (c.label, c.final if c.final is not None else (c.values[-1] if c.values else math.nan), c.final_std)
-        for c in curves
-    ]
-    positions = range(len(finals))
-    ax_final.bar(
-        positions,
-        [f[1] for f in finals],
-        yerr=[f[2] or 0.0 for f in finals],
-        capsize=4,
-        color=[f"C{i % 10}" for i in positions],
-    )
-    ax_final.set_xticks(list(positions), [f[0] for f in finals], rotation=30, ha="right", fontsize=8)
     ax_final.set_ylabel(unit)
-    ax_final.set_title("final evaluation (mean ± std over episodes)")
     ax_final.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     out = Path(out)

@@ -32,6 +32,7 @@ import yaml
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import configure
 
+from qipo_agents.common.atomic import write_text_atomic
 from qipo_agents.common.callbacks import CheckpointCallback, EvalCallback, ProgressBarCallback
 from qipo_agents.common.evaluation import EvaluationResult, check_env_spaces, evaluate, reference_scores
 from qipo_agents.data.buffer import OfflineBuffer
@@ -62,10 +63,23 @@ class TrainingInterrupted(QIPOError):
 
 @dataclass
 class RunResult:
+    """A finished run; ``final`` is None when it has no final evaluation (``n_final_eval_episodes: 0``,
+    or training was stopped early by a callback, e.g. a pruned tuning trial)."""
+
     run_dir: Path
     model_path: Path
     num_timesteps: int
     final: EvaluationResult | None
+    stopped_early: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_dir": str(self.run_dir),
+            "model_path": str(self.model_path),
+            "num_timesteps": self.num_timesteps,
+            "stopped_early": self.stopped_early,
+            "final": None if self.final is None else self.final.to_dict(),
+        }
 
 
 # ---------------------------------------------------------------------------------------------- run folders
@@ -182,14 +196,22 @@ def _configure_logger(run_dir: Path, resuming: bool, verbose: int):
     return configure(str(run_dir), (["stdout"] if verbose else []) + ["csv", "tensorboard"])
 
 
-def _best_previous_return(run_dir: Path) -> float:
+def _restore_evaluations(evaluation: EvalCallback, run_dir: Path, resumed_at: int) -> None:
+    """Give a resumed run's callback the evaluations made up to its checkpoint (``resumed_at``), so
+    ``evaluations.npz`` and ``evaluations.jsonl`` keep the whole run and the best model is the
+    best of all; evaluations after the checkpoint (a run killed without its emergency checkpoint)
+    are dropped, they are made again."""
     path = run_dir / EVALUATIONS_FILE
-    returns = (
-        [json.loads(line)["mean_return"] for line in path.read_text().splitlines() if line.strip()]
-        if path.exists()
-        else []
-    )
-    return max(returns, default=-float("inf"))
+    if not path.exists():
+        return
+    kept = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    kept = [entry for entry in kept if entry["timesteps"] <= resumed_at]
+    write_text_atomic(path, "".join(json.dumps(entry) + "\n" for entry in kept))
+    for entry in kept:
+        evaluation.evaluations_timesteps.append(entry["timesteps"])
+        evaluation.evaluations_results.append(entry["returns"])
+        evaluation.evaluations_length.append(entry["lengths"])
+        evaluation.best_mean_reward = max(evaluation.best_mean_reward, entry["mean_return"])
 
 
 def _learn(
@@ -202,6 +224,7 @@ def _learn(
     resuming: bool,
     progress: bool,
     echo: Echo,
+    after_eval: BaseCallback | None = None,
 ) -> None:
     checkpoint_dir = run_dir / CHECKPOINT_DIR
     agent.set_logger(_configure_logger(run_dir, resuming, agent.verbose))
@@ -209,14 +232,16 @@ def _learn(
         env,
         eval_freq=config.eval_freq,
         n_eval_episodes=config.n_eval_episodes,
+        n_envs=config.n_eval_envs,
         deterministic=config.deterministic_eval,
         reference=task_reference(config, agent.dataset_metadata),
         best_model_save_path=run_dir,
         log_path=run_dir,
         seed=seed,
+        callback_after_eval=after_eval,
     )
     if resuming:
-        evaluation.best_mean_reward = _best_previous_return(run_dir)
+        _restore_evaluations(evaluation, run_dir, agent.num_timesteps)
     callbacks: list[BaseCallback] = [
         evaluation,
         CheckpointCallback(config.checkpoint_freq, checkpoint_dir, name_prefix=CHECKPOINT_PREFIX),
@@ -252,7 +277,15 @@ def _finish(
         return path, None
     reference = task_reference(config, agent.dataset_metadata)
     echo(f"final evaluation: {config.n_final_eval_episodes} episodes of {config.env}")
-    result = evaluate(agent, env, config.n_final_eval_episodes, config.deterministic_eval, seed, reference=reference)
+    result = evaluate(
+        agent,
+        env,
+        config.n_final_eval_episodes,
+        config.deterministic_eval,
+        seed,
+        reference=reference,
+        n_envs=config.n_eval_envs,
+    )
     report = {
         "task": config.name,
         "algo": config.algo,
@@ -279,8 +312,17 @@ def train_task(
     verbose: int = 1,
     progress: bool = True,
     echo: Echo = print,
+    run_dir: Path | None = None,
+    after_eval: BaseCallback | None = None,
 ) -> RunResult:
-    """Train ``config`` in a new run folder; returns where everything went and the final evaluation."""
+    """Train ``config`` in a new run folder; returns where everything went and the final evaluation.
+
+    Args:
+        run_dir: the run folder to create (it must not exist); None: the next free
+            ``<log_folder>/<algo>/<task>_<n>``.
+        after_eval: called after every evaluation (SB3's ``callback_after_eval``); when it stops
+            training, the agent is saved and the final evaluation is skipped.
+    """
     echo(f"loading datasets: {', '.join(config.datasets)}")
     buffer = load_task_data(config)
     env = make_task_env(config)
@@ -292,7 +334,10 @@ def train_task(
         raise ConfigError(f"task {config.name}: cannot build the agent: {error}") from error
     check_env_spaces(env, agent.observation_space, agent.action_space)
 
-    run_dir = create_run_dir(log_folder, config.algo, config.name)
+    if run_dir is None:
+        run_dir = create_run_dir(log_folder, config.algo, config.name)
+    else:
+        run_dir.mkdir(parents=True)
     write_run_config(run_dir, config, seed, device)
     (run_dir / COMMAND_FILE).write_text(command + "\n")
     planned = config.planned_timesteps
@@ -300,7 +345,11 @@ def train_task(
         f"training {type(agent).__name__} on {config.name} ({config.profile} profile, {len(buffer)} transitions, "
         f"{planned} gradient steps, device {agent.device}) in {run_dir}"
     )
-    _learn(agent, config, run_dir, env, config.n_timesteps, seed, False, progress, echo)
+    _learn(agent, config, run_dir, env, config.n_timesteps, seed, False, progress, echo, after_eval)
+    if agent.num_timesteps < planned:
+        path = agent.save(model_path(run_dir, config.name))
+        echo(f"training stopped early at step {agent.num_timesteps} of {planned}; saved the agent to {path}")
+        return RunResult(run_dir, path, agent.num_timesteps, None, stopped_early=True)
     path, result = _finish(agent, config, run_dir, env, seed, echo)
     return RunResult(run_dir, path, agent.num_timesteps, result)
 

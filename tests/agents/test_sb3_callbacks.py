@@ -17,6 +17,7 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import VecEnv
 
 from qipo_agents import QIPOFlow
+from qipo_agents.common.callbacks import EvalCallback as QIPOEvalCallback
 from qipo_agents.errors import SpaceMismatchError
 
 from ..conftest import DATASET_ID
@@ -80,3 +81,38 @@ def test_print_system_info_prints_both_systems(hopper_agent, tmp_path, capsys):
     QIPOFlow.load(hopper_agent.save(tmp_path / "agent"), print_system_info=True, device="cpu")
     out = capsys.readouterr().out
     assert "== saved on ==" in out and "== this system ==" in out and "PyTorch" in out
+
+
+def test_the_package_eval_callback_is_sb3s_with_normalised_scores(hopper_agent, tmp_path):
+    """qipo_agents' EvalCallback is an SB3 EvalCallback: its child callbacks see it as their
+    parent and stop training, and it writes SB3's evaluations.npz beside the normalised scores."""
+    new_best = []
+
+    class RecordNewBest(BaseCallback):
+        def _on_step(self) -> bool:
+            new_best.append(self.parent.best_mean_reward)
+            return True
+
+    class StopAfterSecondEvaluation(BaseCallback):
+        def _on_step(self) -> bool:
+            return self.n_calls < 2
+
+    evaluation = QIPOEvalCallback(
+        "Hopper-v5",
+        eval_freq=20,
+        n_eval_episodes=2,
+        n_envs=2,
+        log_path=tmp_path / "eval",
+        callback_on_new_best=RecordNewBest(),
+        callback_after_eval=StopAfterSecondEvaluation(),
+    )
+    assert isinstance(evaluation, EvalCallback)
+    hopper_agent.learn(callback=evaluation)
+    assert hopper_agent.num_timesteps == 40
+    npz = np.load(tmp_path / "eval" / "evaluations.npz")
+    assert list(npz["timesteps"]) == [20, 40] and npz["results"].shape == (2, 2)
+    assert new_best[0] == pytest.approx(npz["results"][0].mean())
+    assert evaluation.best_mean_reward == pytest.approx(npz["results"].mean(axis=1).max())
+    assert evaluation.last_mean_reward == pytest.approx(npz["results"][1].mean())
+    assert evaluation.last_result.normalized_mean is not None
+    assert len((tmp_path / "eval" / "evaluations.jsonl").read_text().splitlines()) == 2

@@ -6,6 +6,8 @@ import json
 import socket
 import zipfile
 
+import numpy as np
+import onnxruntime
 import pytest
 
 from qipo_agents import QIPO
@@ -116,6 +118,20 @@ def test_list_marks_local_minari_datasets_available(minari_dataset, tmp_path):
     row = _row(output, "local-random")
     assert DATASET_ID in row and "yes" in row and "4 episodes" in row
     assert "test/hopper/absent-v0" in row and "missing" in row
-    config.write_text("broken:\n  datasets: [x]\n  env: Hopper-v5\n  hyperparams: {beta: 3e-1}\n")
+    config.write_text("broken:\n  datasets: [x]\n  env: Hopper-v5\n  hyperparams: {betta: 3e-1}\n")
     result = invoke("list", "--config", config, expect=1)
-    assert "invalid:" in result.output and "'3e-1' was read by YAML as a string; write 3.0e-1" in result.output
+    assert "invalid:" in result.output and "key betta: unknown QIPO hyperparameter; did you mean beta?" in result.output
+
+
+def test_export_writes_a_policy_that_acts_as_the_run_agent(trained_run, tmp_path):
+    out = tmp_path / "hopper.onnx"
+    result = invoke("export", trained_run, "--format", "onnx", "--out", out)
+    assert f"wrote {out} (onnx): observation (11) + noise (3) -> action" in result.output
+    agent = QIPO.load(trained_run / "hopper-medium-mini.zip", device="cpu")
+    observation = np.random.default_rng(0).normal(size=(4, 11)).astype(np.float32)
+    action = onnxruntime.InferenceSession(str(out)).run(
+        None, {"observation": observation, "noise": np.zeros((4, 3), np.float32)}
+    )[0]
+    np.testing.assert_allclose(action, agent.predict(observation, deterministic=True)[0], atol=1e-5)
+    result = invoke("export", trained_run, "--format", "tflite", "--out", out, expect=2)
+    assert "'tflite' is not one of 'onnx', 'torchscript'" in result.output

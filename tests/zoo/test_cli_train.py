@@ -87,6 +87,8 @@ def test_interrupted_run_resumes_from_its_checkpoint(tmp_path, monkeypatch):
     assert len((run / "command.txt").read_text().splitlines()) == 2
     evaluations = [json.loads(line)["timesteps"] for line in (run / "evaluations.jsonl").read_text().splitlines()]
     assert evaluations == [50, 100]
+    # SB3's evaluations.npz of the resumed run holds the evaluation made before the interruption too
+    assert list(np.load(run / "evaluations.npz")["timesteps"]) == [50, 100]
     result = invoke("train", "tiny-other", "--log-folder", logs, "--resume", run, expect=1)
     assert "is a run of hopper-medium-mini, not of tiny-other" in result.output
     # nothing left to resume
@@ -128,9 +130,9 @@ def test_user_errors_are_one_line_without_traceback(tmp_path):
     result = invoke("train", "hoper-medium", "--device", "cpu", expect=1)
     assert "unknown task 'hoper-medium'" in result.output and "Did you mean hopper-medium" in result.output
     result = invoke(
-        "train", "hopper-medium-mini", "--device", "cpu", "--hyperparams", "policy_learning_rate=3e-4", expect=1
+        "train", "hopper-medium-mini", "--device", "cpu", "--hyperparams", "policy_learning_rate='3e-4'", expect=1
     )
-    assert "'3e-4' was read by YAML as a string; write 3.0e-4" in result.output
+    assert "'3e-4' is quoted, so YAML reads a string; write 3e-4" in result.output
     result = invoke("train", "hopper-medium-mini", "--device", "cpu", "betta=3", expect=1)
     assert "did you mean beta?" in result.output
     result = invoke("train", "hopper-medium-mini", "--log-folder", tmp_path, "--resume", expect=1)

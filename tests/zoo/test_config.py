@@ -94,13 +94,10 @@ TASK = "hopper-medium:\n  datasets: [mujoco/hopper/medium-v0]\n  env: Hopper-v5\
     ("extra", "expected"),
     [
         (
-            "  hyperparams: {policy_learning_rate: 3e-4}\n",
-            "zoo/flow.yml, task hopper-medium, key policy_learning_rate: '3e-4' was read by YAML as a string; write 3.0e-4",
+            "  hyperparams: {policy_learning_rate: '3e-4'}\n",
+            "zoo/flow.yml, task hopper-medium, key policy_learning_rate: '3e-4' is quoted, so YAML reads a string; write 3e-4",
         ),
-        (
-            "  hyperparams: {behavior_steps: 1e5}\n",
-            "key behavior_steps: '1e5' was read by YAML as a string; write 100000",
-        ),
+        ("  hyperparams: {behavior_steps: 1.5e4x}\n", "key behavior_steps: expected an integer, got a string '1.5e4x'"),
         (
             "  hyperparams: {betta: 3.0}\n",
             "task hopper-medium, key betta: unknown QIPO hyperparameter; did you mean beta?",
@@ -134,9 +131,18 @@ def test_invalid_configs_name_file_task_and_key(extra, expected):
     assert expected in str(error.value)
 
 
+def test_numbers_with_an_exponent_are_numbers():
+    """PyYAML alone reads 3e-4 as a string (YAML 1.1); the zoo reads it as YAML 1.2 does."""
+    zoo = ZooFile.load("flow", _write_tmp(TASK + "  hyperparams: {policy_learning_rate: 3e-4, behavior_steps: 1e5}\n"))
+    hp = zoo.resolve("hopper-medium", "gpu").hyperparams
+    assert hp["policy_learning_rate"] == 3e-4 and hp["behavior_steps"] == 100_000
+    assert isinstance(hp["behavior_steps"], int)
+    assert parse_overrides(["gamma=9e-1 critic_learning_rate=-1E-3"]) == {"gamma": 0.9, "critic_learning_rate": -1e-3}
+
+
 def test_errors_in_the_default_block_and_missing_keys():
-    with pytest.raises(ConfigError, match=r"zoo/flow.yml, default block, key gamma: '9e-1' was read by YAML"):
-        _zoo("default:\n  hyperparams: {gamma: 9e-1}\n" + TASK).resolve("hopper-medium", "gpu")
+    with pytest.raises(ConfigError, match=r"zoo/flow.yml, default block, key gamma: expected a number, got a string"):
+        _zoo("default:\n  hyperparams: {gamma: high}\n" + TASK).resolve("hopper-medium", "gpu")
     with pytest.raises(ConfigError, match=r"task hopper-medium, key datasets: is required"):
         _zoo("hopper-medium: {env: Hopper-v5}").resolve("hopper-medium", "gpu")
     with pytest.raises(ConfigError, match=r"not valid YAML"):
@@ -199,10 +205,11 @@ def test_command_line_overrides_are_read_as_yaml_and_validated():
     }
     config = load_task("hopper-medium", profile="cpu", overrides=parsed)
     assert config.hyperparams["beta"] == 5.0 and isinstance(config.hyperparams["beta"], float)
-    with pytest.raises(
-        ConfigError, match="--hyperparams, key policy_learning_rate: '3e-4' was read by YAML as a string"
-    ):
-        load_task("hopper-medium", overrides=parse_overrides(["policy_learning_rate=3e-4"]))
+    assert load_task("hopper-medium", overrides=parse_overrides(["policy_learning_rate=3e-4"])).hyperparams[
+        "policy_learning_rate"
+    ] == pytest.approx(3e-4)
+    with pytest.raises(ConfigError, match="--hyperparams, key policy_learning_rate: expected a number"):
+        load_task("hopper-medium", overrides=parse_overrides(["policy_learning_rate=fast"]))
     with pytest.raises(ConfigError, match="key env: is part of the task"):
         load_task("hopper-medium", overrides=parse_overrides(["env=Walker2d-v5"]))
     with pytest.raises(ConfigError, match="is not KEY=VALUE"):
