@@ -205,7 +205,8 @@ def environment_info() -> dict[str, Any]:
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
         "numpy": np.__version__,
         "gymnasium": gymnasium.__version__,
-        "MINARI_DATASETS_PATH": os.environ.get("MINARI_DATASETS_PATH"),
+        # whether a local store was used, not where it lies on the machine that ran it
+        "MINARI_DATASETS_PATH": "set" if os.environ.get("MINARI_DATASETS_PATH") else None,
         "time": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     try:
@@ -226,7 +227,10 @@ def environment_info() -> dict[str, Any]:
 def write_json(path: str | os.PathLike, payload: dict[str, Any]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2, default=_json_default) + "\n")
+    text = json.dumps(payload, indent=2, default=_json_default)
+    # paths inside the working folder are written relative to it, so the file reads the same anywhere
+    text = text.replace(json.dumps(str(Path.cwd()) + os.sep)[1:-1], "")
+    path.write_text(text + "\n")
     print(f"\nresults written to {path}")
 
 
