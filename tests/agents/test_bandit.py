@@ -95,3 +95,21 @@ def test_guidance_scale_b_acts_with_the_b_tilted_behaviour_policy(guidance_condi
         actions, _ = guidance_conditioned.predict(np.full((3000, 1), state, dtype=np.float32), guidance_scale=scale)
         positive = float((actions[:, 0] > 0).mean())
         assert positive == pytest.approx(tilted_positive_mass(state, scale), abs=0.08), (state, scale)
+
+
+@pytest.fixture(scope="module")
+def three_renewals():
+    # beta = 1, three support renewals over the refinement: each one tilts the current policy again
+    config = {**BANDIT_CONFIG, "beta": 1.0, "policy_steps": 3000, "renew_interval": 1000}
+    return QIPOFlow("MlpPolicy", make_bandit(), **config).learn()
+
+
+def test_renewals_compound_the_tilt(three_renewals):
+    """QIPO's iteration: renewal l draws support from the policy fitted to tilt l - 1, so after three
+    renewals at beta the policy approaches mu exp(3 beta Q) / Z, not the one-shot mu exp(beta Q) / Z."""
+    for state in (-0.7, -0.3, 0.3, 0.7):
+        actions, _ = three_renewals.predict(np.full((3000, 1), state, dtype=np.float32))
+        positive = float((actions[:, 0] > 0).mean())
+        compounded, one_shot = tilted_positive_mass(state, 3.0), tilted_positive_mass(state, 1.0)
+        assert positive == pytest.approx(compounded, abs=0.1), state
+        assert abs(positive - compounded) < abs(positive - one_shot), state
