@@ -83,7 +83,7 @@ def train_seeds(
                 log = scratch / f"seed{seed}.log"
                 command = _seed_command(train_args, seed, scratch / f"seed{seed}.json")
                 with open(log, "w") as out:
-                    out.write(shlex.join(command[2:]).replace("qipo_agents.zoo.cli", "qipo-zoo", 1) + "\n")
+                    out.write(shlex.join(["qipo-zoo", *command[3:]]) + "\n")  # the command as a user types it
                     running[seed] = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
             for seed, process in list(running.items()):
                 if process.poll() is None:

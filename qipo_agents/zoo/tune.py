@@ -40,8 +40,6 @@ from qipo_agents.zoo.config import (
 )
 
 Echo = Callable[[str], Any]
-#: trial user attributes: what ``qipo-zoo train --trial`` needs to retrain a trial
-TRIAL_ATTRS = ("task", "algo", "profile", "seed", "overrides", "datasets", "config_file", "run_dir", "host")
 
 
 # ---------------------------------------------------------------------------------------------- search spaces
