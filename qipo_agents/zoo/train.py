@@ -31,6 +31,7 @@ import gymnasium as gym
 import yaml
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import configure
+from stable_baselines3.common.vec_env import DummyVecEnv
 
 from qipo_agents.common.atomic import write_text_atomic
 from qipo_agents.common.callbacks import CheckpointCallback, EvalCallback, ProgressBarCallback
@@ -164,6 +165,11 @@ def make_task_env(config: TaskConfig, render: bool = False) -> gym.Env:
     return make_env(config.env, config.env_kwargs, config.env_package, dataset, render=render)
 
 
+def evaluation_envs(config: TaskConfig, env: gym.Env) -> list[gym.Env]:
+    """``env`` and ``n_eval_envs - 1`` more made the same way (wrappers included), run side by side."""
+    return [env] + [make_task_env(config) for _ in range(config.n_eval_envs - 1)]
+
+
 def task_reference(config: TaskConfig, metadata: dict[str, Any]) -> tuple[float, float] | None:
     if config.reference_scores is not None:
         return tuple(config.reference_scores)
@@ -229,10 +235,9 @@ def _learn(
     checkpoint_dir = run_dir / CHECKPOINT_DIR
     agent.set_logger(_configure_logger(run_dir, resuming, agent.verbose))
     evaluation = EvalCallback(
-        env,
+        DummyVecEnv([(lambda copy=copy: copy) for copy in evaluation_envs(config, env)]),
         eval_freq=config.eval_freq,
         n_eval_episodes=config.n_eval_episodes,
-        n_envs=config.n_eval_envs,
         deterministic=config.deterministic_eval,
         reference=task_reference(config, agent.dataset_metadata),
         best_model_save_path=run_dir,
@@ -278,13 +283,7 @@ def _finish(
     reference = task_reference(config, agent.dataset_metadata)
     echo(f"final evaluation: {config.n_final_eval_episodes} episodes of {config.env}")
     result = evaluate(
-        agent,
-        env,
-        config.n_final_eval_episodes,
-        config.deterministic_eval,
-        seed,
-        reference=reference,
-        n_envs=config.n_eval_envs,
+        agent, evaluation_envs(config, env), config.n_final_eval_episodes, config.deterministic_eval, seed, reference
     )
     report = {
         "task": config.name,

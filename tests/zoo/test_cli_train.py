@@ -153,3 +153,17 @@ def test_verbose_zero_is_quiet(tiny_task_file, tmp_path):
     assert "final evaluation" in result.output
     header = (tmp_path / "logs" / "flow" / "tiny-hopper_1" / "progress.csv").read_text().splitlines()[0]
     assert "train/behavior_loss" in header  # still logged to CSV
+
+
+def test_evaluations_can_run_several_episodes_at_once(tiny_task_file, tmp_path):
+    logs = tmp_path / "logs"
+    invoke(
+        *train_args("tiny-hopper", logs, "--config", tiny_task_file),
+        "n_eval_envs=2",
+        "n_eval_episodes=2",
+        "n_final_eval_episodes=3",
+    )
+    run = logs / "flow" / "tiny-hopper_1"
+    final = json.loads((run / "final_eval.json").read_text())
+    assert len(final["returns"]) == 3
+    assert np.load(run / "evaluations.npz")["results"].shape == (2, 2)
