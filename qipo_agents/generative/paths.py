@@ -105,19 +105,20 @@ class VPPath(ProbabilityPath):
     ``x_t = alpha_t x_data + sigma_t epsilon``; the network predicts ``epsilon`` and training times
     are ``t ~ U(t_min, 1)``. Sampling runs multistep DPM-Solver on the noise prediction (Lu et
     al., 2022) or DDIM from ``t = 1`` to ``t_min``, on a grid uniform in log-SNR (``time_grid``).
-    QGPO samples with DPM-Solver's data prediction, single-step order 2, on a time-uniform grid.
+    QGPO samples with DPM-Solver's data prediction, single-step order 2, on a time-uniform grid:
+    ``solver="dpm_solver_pp_2s"`` (its own grid, whatever ``time_grid`` says).
 
     Args:
         beta_0, beta_1: the schedule's end points (per unit time).
         t_min: smallest training time and the sampler's end time (avoids the singular ``t = 0``).
-        default_solver: ``"dpm_solver_2"``, ``"dpm_solver_3"`` or ``"ddim"``.
+        default_solver: ``"dpm_solver_2"``, ``"dpm_solver_3"``, ``"ddim"`` or ``"dpm_solver_pp_2s"`` (QGPO's).
         default_steps: number of network evaluations when ``sample`` is given none.
         time_grid: sampler grid, ``"logsnr"`` (uniform in ``lambda_t``, DPM-Solver's choice for
             low-dimensional data; accurate for sharp action modes) or ``"time_uniform"`` (QGPO's).
     """
 
     name = "vp"
-    solvers = ("dpm_solver_2", "dpm_solver_3", "ddim")
+    solvers = ("dpm_solver_2", "dpm_solver_3", "ddim", "dpm_solver_pp_2s")
 
     def __init__(
         self,
@@ -166,6 +167,8 @@ class VPPath(ProbabilityPath):
         solver, n_steps = self.check_solver(solver, n_steps)
         if solver == "ddim":
             return solvers.ddim(field, self, noise, n_steps=n_steps, t_end=self.t_min)
+        if solver == "dpm_solver_pp_2s":  # QGPO's, on its own time-uniform grid
+            return solvers.dpm_solver_pp_2s(field, self, noise, n_steps=n_steps, t_end=self.t_min)
         order = int(solver[-1])
         return solvers.dpm_solver(field, self, noise, n_steps=n_steps, order=order, t_end=self.t_min)
 

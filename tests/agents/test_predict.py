@@ -81,3 +81,11 @@ def test_best_of_n_picks_the_highest_q_candidate(agent_class, bandit_data):
     actions, _ = agent.predict(np.zeros((3, 1)), deterministic=True)
     assert actions.shape == (3, 1)
     np.testing.assert_array_equal(actions, agent.predict(np.zeros((3, 1)), deterministic=True)[0])
+
+
+def test_diffusion_agent_acts_with_qgpos_solver(bandit_data):
+    from qipo_agents import QIPODiffusion
+
+    agent = QIPODiffusion("MlpPolicy", bandit_data, **{**TINY, "solver": "dpm_solver_pp_2s", "n_sampling_steps": 5})
+    actions, _ = agent.learn().predict(np.zeros((5, 1), np.float32))
+    assert actions.shape == (5, 1) and np.isfinite(actions).all()

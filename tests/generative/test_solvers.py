@@ -110,3 +110,24 @@ def test_number_of_network_evaluations():
         calls.clear()
         path.sample(field, torch.zeros(3, 2), n_steps=n_steps, solver=solver)
         assert len(calls) == nfe, (solver, len(calls))
+
+
+def test_qgpos_data_prediction_solver_reaches_the_closed_form_in_n_evaluations():
+    """QGPO's DPM-Solver++(2S) on the time-uniform grid: NFE equals n_steps (odd counts end with a
+    first-order step) and the error shrinks with more steps."""
+    path = VPPath()
+    field = vp_exact_noise(path)
+    calls = []
+
+    def counted(x, t):
+        calls.append(1)
+        return field(x, t)
+
+    for n_steps in (15, 16):
+        calls.clear()
+        error(path, counted, vp_end_point, "dpm_solver_pp_2s", n_steps)
+        assert len(calls) == n_steps
+    assert error(path, field, vp_end_point, "dpm_solver_pp_2s", 60) < 0.05
+    assert error(path, field, vp_end_point, "dpm_solver_pp_2s", 60) < error(
+        path, field, vp_end_point, "dpm_solver_pp_2s", 15
+    )
