@@ -169,7 +169,7 @@ def dpm_solver_pp_2s(noise_model: FieldFn, path: VPPath, x: torch.Tensor, n_step
         return (x_t - sigma * noise_model(x_t, _time(float(t), x_t))) / alpha
 
     for order, s, t in zip(orders, nodes[:-1], nodes[1:]):
-        (alpha_s, sigma_s, lam_s), (alpha_t, sigma_t, lam_t) = coefficients(s), coefficients(t)
+        (_, sigma_s, lam_s), (alpha_t, sigma_t, lam_t) = coefficients(s), coefficients(t)
         h = lam_t - lam_s
         phi_1 = math.expm1(-h)
         model_s = data_prediction(x, s)
