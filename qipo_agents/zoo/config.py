@@ -23,8 +23,9 @@ overrides. Profile blocks may set the run fields (budget, evaluation, checkpoint
 ``hyperparams``, not the task's data or environment.
 
 The files are read with :class:`ZooYAMLLoader` (``3e-4`` is a number, as in YAML 1.2). Every
-layer is validated before it is merged: unknown keys and wrong types raise
-:class:`~qipo_agents.errors.ConfigError` naming the file, the task and the key; ``hyperparams`` keys are checked against the signature of ``QIPO.__init__`` (and
+layer is validated before it is merged: unknown keys (with close matches) and wrong types (values
+are checked by pydantic against the type hints, strictly: no boolean or quoted number for a
+number) raise :class:`~qipo_agents.errors.ConfigError` naming the file, the task and the key; ``hyperparams`` keys are checked against the signature of ``QIPO.__init__`` (and
 ``policy_kwargs`` / ``path_kwargs`` against the network and path constructors), and the values
 against QIPO's own argument checks, so a typo fails before any data is loaded.
 """
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import importlib.resources
 import inspect
 import math
@@ -42,9 +44,10 @@ import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Annotated, Any, Union
 
 import yaml
+from pydantic import BeforeValidator, Strict, StrictBool, StrictFloat, StrictStr, TypeAdapter, ValidationError
 
 from qipo_agents.errors import ConfigError
 
@@ -282,66 +285,64 @@ def _hint_name(hint: Any) -> str:
     return {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}.get(hint, str(hint))
 
 
-def check_value(value: Any, hint: Any, where: ConfigLocation, key: str) -> Any:
-    """``value`` checked against the type ``hint`` (and normalised: ints to floats, lists to tuples)."""
-    if hint is Any:
-        return value
+def _integral(value: Any) -> Any:
+    """``100000.0`` (YAML's ``1e5``) -> ``100000``; anything else is left to the integer check."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+_Integer = Annotated[int, BeforeValidator(_integral), Strict()]
+_STRICT_LEAVES = {bool: StrictBool, int: _Integer, float: StrictFloat, str: StrictStr}
+_EXPECTED = {
+    "int_type": "an integer",
+    "float_type": "a number",
+    "bool_type": "a boolean",
+    "string_type": "a string",
+    "list_type": "a list",
+    "tuple_type": "a list",
+    "dict_type": "a mapping",
+}
+
+
+def _strict(hint: Any) -> Any:
+    """``hint`` for pydantic with strict leaves (no boolean or numeric string for a number, no
+    number for a string; integral floats are integers) inside lax containers (a YAML list is a tuple)."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for option in (a for a in args if a is not type(None)):
-            try:
-                return check_value(value, option, where, key)
-            except ConfigError as error:
-                errors.append(error)
-        if len(errors) == 1:
-            raise errors[0]
-        raise _type_error(value, hint, where, key)
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        raise _type_error(value, hint, where, key)
-    if hint in (int, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise _type_error(value, hint, where, key)
-        if hint is int:
-            if isinstance(value, float):
-                if not value.is_integer():
-                    raise where.error(key, f"expected an integer, got {value!r}")
-                return int(value)
-            return value
-        return float(value)
-    if hint is str:
-        if isinstance(value, str):
-            return value
-        raise _type_error(value, hint, where, key)
-    if origin in (list, tuple, Sequence) or hint in (list, tuple):
-        if not isinstance(value, (list, tuple)):
-            raise _type_error(value, hint, where, key)
-        if origin is tuple and args and args[-1] is not Ellipsis:
-            if len(value) != len(args):
-                raise where.error(key, f"expected {_hint_name(hint)}, got {list(value)!r}")
-            return tuple(check_value(v, a, where, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
-        inner = args[0] if args else Any
-        items = [check_value(v, inner, where, f"{key}[{i}]") for i, v in enumerate(value)]
-        return tuple(items) if origin is tuple else items
-    if origin is dict or hint is dict:
-        if not isinstance(value, Mapping):
-            raise _type_error(value, hint, where, key)
-        key_type, value_type = args if args else (Any, Any)
-        return {
-            check_value(k, key_type, where, f"{key} (a key)"): check_value(v, value_type, where, f"{key}.{k}")
-            for k, v in value.items()
-        }
-    raise TypeError(f"config type {hint!r} of {key} is not supported")  # a bug in the schema, not in the YAML
+        return Union[tuple(_strict(a) for a in args)]  # noqa: UP007 - built from a tuple of hints
+    if origin in (list, Sequence):
+        return list[_strict(args[0]) if args else Any]
+    if origin is tuple:
+        return tuple[tuple(a if a is Ellipsis else _strict(a) for a in args)]
+    if origin is dict:
+        return dict[_strict(args[0]), _strict(args[1])] if args else dict
+    return _STRICT_LEAVES.get(hint, hint)
 
 
-def _type_error(value: Any, hint: Any, where: ConfigLocation, key: str) -> ConfigError:
-    if isinstance(value, str) and _accepts_number(hint) and _is_number(value):
-        return where.error(key, f"{value!r} is quoted, so YAML reads a string; write {value.strip()}")
-    return where.error(key, f"expected {_hint_name(hint)}, got {_describe(value)}")
+@functools.cache
+def _adapter(hint: Any) -> TypeAdapter:
+    return TypeAdapter(_strict(hint))
+
+
+def check_value(value: Any, hint: Any, where: ConfigLocation, key: str) -> Any:
+    """``value`` validated by pydantic against the type ``hint`` (and normalised: ints to floats,
+    lists to tuples); a mismatch is a :class:`ConfigError` naming the key and what was expected."""
+    try:
+        return _adapter(hint).validate_python(value)
+    except ValidationError as error:
+        raise _value_error(error.errors()[0], value, hint, where, key) from None
+
+
+def _value_error(error: dict[str, Any], value: Any, hint: Any, where: ConfigLocation, key: str) -> ConfigError:
+    path = key + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"])
+    if error["type"] in ("missing", "too_short", "too_long"):  # a fixed-size list of the wrong length
+        return where.error(key, f"expected {_hint_name(hint)}, got {value!r}")
+    found = error["input"]
+    expected = _EXPECTED.get(error["type"])
+    if expected in ("an integer", "a number") and isinstance(found, str) and _is_number(found):
+        return where.error(path, f"{found!r} is quoted, so YAML reads a string; write {found.strip()}")
+    if expected is None:
+        return where.error(path, f"{error['msg']}, got {_describe(found)}")
+    return where.error(path, f"expected {expected}, got {_describe(found)}")
 
 
 def _is_number(text: str) -> bool:
@@ -349,16 +350,6 @@ def _is_number(text: str) -> bool:
         return math.isfinite(float(text))
     except ValueError:
         return False
-
-
-def _accepts(hint: Any, kind: type) -> bool:
-    if hint is kind:
-        return True
-    return typing.get_origin(hint) in (Union, types.UnionType) and any(_accepts(a, kind) for a in typing.get_args(hint))
-
-
-def _accepts_number(hint: Any) -> bool:
-    return _accepts(hint, int) or _accepts(hint, float)
 
 
 def _unknown_key(key: str, valid: Sequence[str], where: ConfigLocation, what: str) -> ConfigError:

@@ -105,7 +105,7 @@ TASK = "hopper-medium:\n  datasets: [mujoco/hopper/medium-v0]\n  env: Hopper-v5\
         ("  evalfreq: 10\n", "task hopper-medium, key evalfreq: unknown key; did you mean eval_freq?"),
         ("  hyperparams: {beta: [3]}\n", "key beta: expected a number, got a list [3]"),
         ("  eval_freq: yes\n", "key eval_freq: expected an integer, got a boolean True"),
-        ("  hyperparams: {n_support_actions: 2.5}\n", "key n_support_actions: expected an integer, got 2.5"),
+        ("  hyperparams: {n_support_actions: 2.5}\n", "key n_support_actions: expected an integer, got a number 2.5"),
         (
             "  hyperparams: {policy_kwargs: {hiden_dims: [8]}}\n",
             "key policy_kwargs.hiden_dims: unknown policy_kwargs entry",
@@ -122,7 +122,7 @@ TASK = "hopper-medium:\n  datasets: [mujoco/hopper/medium-v0]\n  env: Hopper-v5\
         ("  hyperparams: {solver: dpm_solver_2}\n", "unknown solver 'dpm_solver_2' for the ot path"),
         ("  cpu: {env: Walker2d-v5}\n", "task hopper-medium (cpu profile), key env: cannot be set in a profile block"),
         ("  cpu: {n_eval_episodes: 0}\n", "(cpu profile), key n_eval_episodes: must be >= 1, got 0"),
-        ("  reference_scores: [1.0]\n", "key reference_scores: expected a list of 2 numbers, got [1.0]"),
+        ("  reference_scores: [1.0]\n", "key reference_scores: expected a list of 2 numbers or null, got [1.0]"),
     ],
 )
 def test_invalid_configs_name_file_task_and_key(extra, expected):
