@@ -1,4 +1,5 @@
-"""Score of saved agents acting with sampled actions against the zero-noise (deterministic) action.
+"""Score of saved agents acting with sampled actions, the zero-noise (deterministic) action, and
+(``--best-of-n N``) the best of N sampled actions by the agent's critic.
 
 A flow or diffusion policy fitted to data from a stochastic behaviour policy reproduces that
 policy's exploration noise when it samples; its zero-noise action is the central one, as a
@@ -27,17 +28,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--env", help="evaluation env id (default: each agent's dataset's)")
     parser.add_argument("--episodes", type=int, default=10, help="episodes per acting rule and agent")
     parser.add_argument("--n-envs", type=int, default=10, help="episodes run at once")
+    parser.add_argument(
+        "--best-of-n", type=int, default=None, help="also act with the best of N sampled actions by the critic's Q"
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--out", help="write the results as JSON here")
     args = parser.parse_args(argv)
     bu.set_threads(args.threads)
+    rules = [("sampled", False, 1), ("deterministic", True, 1)]
+    if args.best_of_n:
+        rules.append((f"best_of_{args.best_of_n}", False, args.best_of_n))
     rows, results = [], []
     for path in args.agents:
         agent = QIPO.load(path, device="cpu")
         env_id = bu.env_id_of(agent.dataset_metadata, args.env)
         reference = reference_scores({**agent.dataset_metadata, "env_id": env_id})
         scores = {}
-        for rule, deterministic in (("sampled", False), ("deterministic", True)):
+        for rule, deterministic, best_of_n in rules:
+            agent.best_of_n = best_of_n
             result = evaluate(agent, gym.make(env_id), args.episodes, deterministic, 0, reference, n_envs=args.n_envs)
             scores[rule] = result.to_dict()
         results.append({"agent": path, "env": env_id, "num_timesteps": agent.num_timesteps, **scores})
@@ -47,12 +55,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 agent.num_timesteps,
                 *(
                     f"{scores[rule]['normalized_mean']:.1f} ± {scores[rule]['normalized_std']:.1f}"
-                    for rule in ("sampled", "deterministic")
+                    for rule, _, _ in rules
                 ),
             ]
         )
     print(f"\n## Acting rule: {args.episodes} episodes each, D4RL-normalised mean ± std over episodes\n")
-    print(bu.markdown_table(["agent", "gradient steps", "sampled", "deterministic (zero noise)"], rows))
+    headers = ["agent", "gradient steps", "sampled", "deterministic (zero noise)"]
+    if args.best_of_n:
+        headers.append(f"best of {args.best_of_n} sampled by Q")
+    print(bu.markdown_table(headers, rows))
     payload = {"benchmark": "acting", "environment": bu.environment_info(), "args": vars(args), "results": results}
     if args.out:
         bu.write_json(args.out, payload)
