@@ -164,21 +164,21 @@ def dpm_solver_pp_2s(noise_model: FieldFn, path: VPPath, x: torch.Tensor, n_step
         log_alpha = float(path.log_alpha(t))
         return math.exp(log_alpha), math.sqrt(-math.expm1(2.0 * log_alpha)), float(path.half_log_snr(t))
 
-    def data_prediction(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        alpha, sigma, _ = coefficients(t)
+    def data_prediction(x_t: torch.Tensor, t: torch.Tensor, alpha: float, sigma: float) -> torch.Tensor:
+        """``x0 = (x_t - sigma_t eps(x_t, t)) / alpha_t``, one network evaluation."""
         return (x_t - sigma * noise_model(x_t, _time(float(t), x_t))) / alpha
 
     for order, s, t in zip(orders, nodes[:-1], nodes[1:]):
-        (_, sigma_s, lam_s), (alpha_t, sigma_t, lam_t) = coefficients(s), coefficients(t)
+        (alpha_s, sigma_s, lam_s), (alpha_t, sigma_t, lam_t) = coefficients(s), coefficients(t)
         h = lam_t - lam_s
         phi_1 = math.expm1(-h)
-        model_s = data_prediction(x, s)
+        model_s = data_prediction(x, s, alpha_s, sigma_s)
         if order == 1:
             x = (sigma_t / sigma_s) * x - alpha_t * phi_1 * model_s
             continue
         s1 = path.time_of_half_log_snr(torch.tensor(lam_s + 0.5 * h, dtype=torch.float64))
         alpha_s1, sigma_s1, _ = coefficients(s1)
         x_s1 = (sigma_s1 / sigma_s) * x - alpha_s1 * math.expm1(-0.5 * h) * model_s
-        model_s1 = data_prediction(x_s1, s1)
+        model_s1 = data_prediction(x_s1, s1, alpha_s1, sigma_s1)
         x = (sigma_t / sigma_s) * x - alpha_t * phi_1 * model_s - alpha_t * phi_1 * (model_s1 - model_s)
     return x

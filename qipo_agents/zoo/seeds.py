@@ -133,19 +133,20 @@ def write_summary(runs: list[SeedRun], folder: Path, task: str, algo: str, echo:
         for r in finished
         if r.result.get("final") and r.result["final"].get("normalized_mean") is not None
     ]
+    aggregate = SeedAggregate.of(np.array(scores)) if scores else None
     summary = {
         "task": task,
         "algo": algo,
         "seeds": sorted(r.seed for r in runs),
         "runs": [{"seed": r.seed, "run_dir": r.result["run_dir"], "final": r.result.get("final")} for r in finished],
         "failed": [{"seed": r.seed, "exit_code": r.returncode, "log": str(r.log)} for r in runs if r.result is None],
-        "normalized_score": SeedAggregate.of(np.array(scores)).to_dict() if scores else None,
+        "normalized_score": aggregate.to_dict() if aggregate else None,
     }
     n = 1
     while (folder / f"{task}_seeds_{n}.json").exists():
         n += 1
     path = write_text_atomic(folder / f"{task}_seeds_{n}.json", json.dumps(summary, indent=2) + "\n")
-    if scores:
-        echo(f"D4RL-normalised score: {SeedAggregate.of(np.array(scores))}")
+    if aggregate:
+        echo(f"D4RL-normalised score: {aggregate}")
     echo(f"summary: {path}")
     return path
