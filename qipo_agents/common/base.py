@@ -361,7 +361,7 @@ class OfflineAlgorithm(ABC):
         custom_objects: dict[str, Any] | None = None,
         print_system_info: bool = False,
         dataset: Any = None,
-        **kwargs,
+        **kwargs: Any,
     ):
         """Load a saved agent (Stable-Baselines3's signature).
 

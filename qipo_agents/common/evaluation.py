@@ -73,7 +73,7 @@ def check_env_spaces(env: gym.Env, observation_space: gym.spaces.Box, action_spa
 
 
 def evaluate(
-    agent,
+    agent: Any,
     env: gym.Env | Sequence[gym.Env],
     n_episodes: int = 10,
     deterministic: bool = False,

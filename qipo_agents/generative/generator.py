@@ -44,7 +44,8 @@ class EnergyGuidedGenerator:
         beta: fixed guidance scale (inverse temperature); 0 learns ``p`` itself.
         guidance_max: if given (and ``beta`` is None), train one model for every
             ``beta in [0, guidance_max]`` with ``beta`` as a network input.
-        hidden_dims, architecture: the :class:`~qipo_agents.networks.FieldNetwork` shape.
+        hidden_dims: hidden widths of the :class:`~qipo_agents.networks.FieldNetwork`.
+        architecture: ``"mlp"`` or ``"unet"``, the :class:`~qipo_agents.networks.FieldNetwork` layout.
         learning_rate: Adam step size.
         batch_size: minibatch (= weighting group) size.
         device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``...
@@ -162,7 +163,8 @@ class EnergyGuidedGenerator:
 
         Args:
             beta: guidance scale; only for a model fit with ``guidance_max`` (``beta <= guidance_max``).
-            n_steps, solver: the sampler (path defaults when None); see the path's ``solvers``.
+            n_steps: solver steps (None: the path's default).
+            solver: solver name (None: the path's default); see the path's ``solvers``.
             batch_size: samples generated per batch.
         """
         if self.ema_model is None:

@@ -109,7 +109,8 @@ class VPPath(ProbabilityPath):
     ``solver="dpm_solver_pp_2s"`` (its own grid, whatever ``time_grid`` says).
 
     Args:
-        beta_0, beta_1: the schedule's end points (per unit time).
+        beta_0: the noise schedule's rate at ``t = 0`` (per unit time).
+        beta_1: the noise schedule's rate at ``t = 1`` (per unit time).
         t_min: smallest training time and the sampler's end time (avoids the singular ``t = 0``).
         default_solver: ``"dpm_solver_2"``, ``"dpm_solver_3"``, ``"ddim"`` or ``"dpm_solver_pp_2s"`` (QGPO's).
         default_steps: number of network evaluations when ``sample`` is given none.

@@ -76,12 +76,15 @@ class QIPO(OfflineAlgorithm):
         gamma: discount factor (0.99).
         critic_tau: soft target update rate of the critic (0.005).
         policy_tau: Polyak rate of the acting policy (0.005).
-        behavior_steps, critic_steps, policy_steps: phase lengths in gradient steps
-            (paper/QGPO scale: 600k, 1M, 100k).
-        behavior_batch_size, critic_batch_size, policy_batch_size: minibatch sizes
-            (``policy_batch_size`` counts (state, support action) pairs).
-        behavior_learning_rate, critic_learning_rate, policy_learning_rate: Adam step sizes
-            (1e-4, 3e-4, 1e-4).
+        behavior_steps: gradient steps of the behaviour warm-up (paper/QGPO scale: 600k).
+        critic_steps: gradient steps of the critic phase (1M).
+        policy_steps: gradient steps of the QIPO refinement (100k).
+        behavior_batch_size: minibatch size of the behaviour warm-up.
+        critic_batch_size: minibatch size of the critic phase.
+        policy_batch_size: (state, support action) pairs per refinement minibatch.
+        behavior_learning_rate: Adam step size of the behaviour warm-up (1e-4).
+        critic_learning_rate: Adam step size of the critic (3e-4).
+        policy_learning_rate: Adam step size of the refinement (1e-4).
         n_sampling_steps: solver steps for acting and support sampling (None: the path default).
         solver: sampler name (None: the path default).
         best_of_n: at predict time draw N actions per state and act with the best by Q (1 = off).
@@ -94,7 +97,10 @@ class QIPO(OfflineAlgorithm):
             (``"unet"`` or ``"mlp"``), ``embed_dim`` (128), ``critic_hidden_dims`` (256, 256, 256),
             ``n_critics`` (2: twin Q-networks; every use of Q takes the minimum over them).
         path_kwargs: probability-path options (e.g. ``sigma_min`` for flows, ``beta_0``/``beta_1`` for VP).
-        verbose, seed, device, tensorboard_log: as in Stable-Baselines3.
+        verbose: 0 silent, 1 progress messages, 2 debug (as in Stable-Baselines3).
+        seed: seed of Python, NumPy and torch (as in Stable-Baselines3).
+        device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda:1"``...
+        tensorboard_log: folder of TensorBoard logs (None: none), as in Stable-Baselines3.
     """
 
     path_name = "ot"

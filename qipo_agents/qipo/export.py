@@ -16,12 +16,16 @@ import copy
 import os
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from qipo_agents.common.atomic import atomic_write
 from qipo_agents.errors import QIPOError
+
+if TYPE_CHECKING:
+    from qipo_agents.qipo.algorithm import QIPO
 
 FORMATS = ("onnx", "torchscript")
 
@@ -40,7 +44,7 @@ class ActingPolicy(nn.Module):
             policy it samples from.
     """
 
-    def __init__(self, agent):
+    def __init__(self, agent: QIPO):
         super().__init__()
         if agent.best_of_n != 1:
             raise ExportError(
