@@ -97,7 +97,7 @@ class QIPO(OfflineAlgorithm):
             (``"unet"`` or ``"mlp"``), ``embed_dim`` (128), ``critic_hidden_dims`` (256, 256, 256),
             ``n_critics`` (2: twin Q-networks; every use of Q takes the minimum over them).
         path_kwargs: probability-path options (e.g. ``sigma_min`` for flows, ``beta_0``/``beta_1`` for VP).
-        verbose: 0 silent, 1 progress messages, 2 debug (as in Stable-Baselines3).
+        verbose: 0 silent, 1 training logs to stdout.
         seed: seed of Python, NumPy and torch (as in Stable-Baselines3).
         device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda:1"``...
         tensorboard_log: folder of TensorBoard logs (None: none), as in Stable-Baselines3.
