@@ -1,12 +1,16 @@
 """The save file: a zip with JSON metadata and one ``.pth`` per group of state dicts.
 
-Layout (format version 1)::
+Layout (format version 2)::
 
-    data.json        {"format": "qipo_agents", "format_version": 1, "class": ..., hyperparameters,
+    data.json        {"format": "qipo_agents", "format_version": 2, "class": ..., hyperparameters,
                       spaces, scalers, counters, system info}
     policy.pth       state dict of the policy (every network)
     optimizers.pth   {name: optimiser state dict}
     _version.txt     the qipo_agents version that wrote the file
+
+Format 2 stores the critic ensemble with stacked weights (``critic.layers.<l>.weight``
+``(n_critics, in, out)``); format 1 stored one MLP per member (``critic.q1.0.weight`` ...). Format 1
+files still load: the ensemble stacks their weights, and the critic optimiser's moments, on load.
 
 Files are written atomically (a temporary file in the same folder, then ``os.replace``), so an
 interrupted save never leaves a truncated zip behind. Tensors are loaded with
@@ -28,7 +32,7 @@ from qipo_agents.common.atomic import atomic_write
 from qipo_agents.errors import SaveFileError
 
 FORMAT_NAME = "qipo_agents"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 def zip_path(path: str | os.PathLike) -> Path:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -18,15 +20,66 @@ def mlp(in_dim: int, hidden_dims: Sequence[int], out_dim: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class QEnsemble(nn.Module):
-    """``n_critics`` independent Q MLPs (QGPO: two, ``[256, 256, 256]``, ReLU).
+class EnsembleLinear(nn.Module):
+    """``n_members`` affine maps at once: ``x (n_members, batch, in) -> (n_members, batch, out)``.
 
-    ``forward(obs (batch, obs_dim), action (batch, action_dim))`` returns one ``(batch,)`` tensor
-    per member; :meth:`min_q` is the pessimistic minimum over the members, used wherever the critic
-    is consumed (targets, support weights, best-of-N). More members make that minimum more
+    ``weight`` is ``(n_members, in_features, out_features)`` (each member's ``nn.Linear`` weight
+    transposed) and ``bias`` ``(n_members, 1, out_features)``, so the layer is one batched matmul.
+
+    Args:
+        n_members: independent maps (the ensemble's members).
+        in_features: input width.
+        out_features: output width.
+    """
+
+    def __init__(self, n_members: int, in_features: int, out_features: int):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = nn.Parameter(torch.empty(n_members, in_features, out_features))
+        self.bias = nn.Parameter(torch.empty(n_members, 1, out_features))
+
+    @torch.no_grad()
+    def reset_member(self, member: int) -> None:
+        """Draw member ``member``'s weights as ``nn.Linear(in_features, out_features)`` does.
+
+        The weight is drawn in ``nn.Linear``'s ``(out, in)`` layout (Kaiming-uniform with
+        ``a = sqrt(5)``, i.e. ``U(±1/sqrt(in))``), then the bias ``U(±1/sqrt(in))``: the same random
+        numbers in the same order as ``nn.Linear`` draws them.
+
+        Args:
+            member: index of the member to draw, in ``[0, n_members)``.
+        """
+        weight = torch.empty(self.out_features, self.in_features)
+        nn.init.kaiming_uniform_(weight, a=math.sqrt(5))
+        bound = 1 / math.sqrt(self.in_features)
+        self.weight[member].copy_(weight.T)
+        nn.init.uniform_(self.bias[member, 0], -bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.bias, x, self.weight)
+
+
+class QEnsemble(nn.Module):
+    """``n_critics`` independent Q MLPs (QGPO: two, ``[256, 256, 256]``, ReLU), evaluated as one.
+
+    ``forward(obs (batch, obs_dim), action (batch, action_dim))`` returns ``(n_critics, batch)``;
+    :meth:`min_q` is the pessimistic minimum over the members, used wherever the critic is
+    consumed (targets, support weights, best-of-N). More members make that minimum more
     pessimistic about actions they disagree on (on the local Hopper data, 4 members did not score
-    better than 2: docs/benchmarks.md). The members are named ``q1 ... qK``, so a two-member
-    ensemble is the classic twin critic and loads the twin critic's saved weights.
+    better than 2: docs/benchmarks.md).
+
+    The members' weights are stacked: layer ``l`` is an :class:`EnsembleLinear` holding every
+    member's weight, so a forward pass is one batched matmul per layer instead of one matmul per
+    layer and member. Each member starts from the weights that its own ``nn.Linear`` MLP would
+    draw from the same random state (members one after another, each layer by layer), and a
+    state dict of that per-member layout (keys ``q1.0.weight, q1.0.bias, q1.2.weight ... q2...``,
+    saved by earlier versions) loads: it is stacked on load.
+
+    Args:
+        obs_dim: observation size.
+        action_dim: action size.
+        hidden_dims: widths of each member's hidden layers.
+        n_critics: members (2: the twin critic).
     """
 
     def __init__(self, obs_dim: int, action_dim: int, hidden_dims: Sequence[int] = (256, 256, 256), n_critics: int = 2):
@@ -34,15 +87,100 @@ class QEnsemble(nn.Module):
         if n_critics < 1:
             raise ValueError(f"n_critics must be >= 1, got {n_critics}")
         self.n_critics = n_critics
-        for index in range(1, n_critics + 1):
-            self.add_module(f"q{index}", mlp(obs_dim + action_dim, hidden_dims, 1))
+        widths = [obs_dim + action_dim, *hidden_dims, 1]
+        self.layers = nn.ModuleList(
+            EnsembleLinear(n_critics, in_width, out_width) for in_width, out_width in zip(widths[:-1], widths[1:])
+        )
+        for member in range(n_critics):
+            for layer in self.layers:
+                layer.reset_member(member)
 
-    def forward(self, obs: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         x = torch.cat([obs, action], dim=-1)
-        return tuple(member(x).squeeze(-1) for member in self.children())
+        h = x.expand(self.n_critics, *x.shape)
+        last = len(self.layers) - 1
+        for index, layer in enumerate(self.layers):
+            h = layer(h)
+            if index < last:
+                h = torch.relu(h)
+        return h.squeeze(-1)
 
     def min_q(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        return torch.stack(self(obs, action)).min(dim=0).values
+        """``min_k Q_k(obs, action)``: ``(batch,)``."""
+        return self(obs, action).min(dim=0).values
+
+    @staticmethod
+    def holds_member_layout(state_dict: dict[str, Any], prefix: str = "") -> bool:
+        """Whether ``state_dict`` stores the ensemble under ``prefix`` as one MLP per member (``q1.0.weight``...).
+
+        Args:
+            state_dict: a module's state dict.
+            prefix: the ensemble's key prefix in it (``"critic."`` in a policy's state dict).
+        """
+        return f"{prefix}q1.0.weight" in state_dict
+
+    @staticmethod
+    def _member_key(prefix: str, member: int, layer: int, name: str) -> str:
+        # the per-member MLP was an nn.Sequential of Linear, ReLU, ..., Linear: layer l sat at index 2 l
+        return f"{prefix}q{member + 1}.{2 * layer}.{name}"
+
+    def _load_from_state_dict(self, state_dict, prefix, *args):
+        # a complete per-member state dict is stacked into this layout first; any other mismatch
+        # is left for load_state_dict to report (missing and unexpected keys)
+        keys = {
+            (member, layer, name): self._member_key(prefix, member, layer, name)
+            for member in range(self.n_critics)
+            for layer in range(len(self.layers))
+            for name in ("weight", "bias")
+        }
+        if all(key in state_dict for key in keys.values()):
+            for layer in range(len(self.layers)):
+                weights = [state_dict.pop(keys[member, layer, "weight"]).T for member in range(self.n_critics)]
+                biases = [state_dict.pop(keys[member, layer, "bias"]) for member in range(self.n_critics)]
+                state_dict[f"{prefix}layers.{layer}.weight"] = torch.stack(weights)
+                state_dict[f"{prefix}layers.{layer}.bias"] = torch.stack(biases).unsqueeze(1)
+        super()._load_from_state_dict(state_dict, prefix, *args)
+
+    def stack_member_optimizer_state(self, state: dict[str, Any]) -> dict[str, Any]:
+        """An optimiser state dict saved with the per-member layout, rewritten for the stacked one.
+
+        The optimiser has one parameter group, led by the ensemble's parameters, as the critic
+        optimiser is: member 1's ``weight, bias`` of each layer, then member 2's...; whatever
+        follows (the value network) keeps its order. Per-parameter tensors (Adam's moments) are
+        stacked like the weights; the rest (Adam's ``step``, equal for every member) is member 1's.
+
+        Args:
+            state: ``optimizer.state_dict()`` of the per-member layout.
+
+        Raises:
+            ValueError: some members have optimiser state and others none.
+        """
+        per_member = 2 * len(self.layers)
+        (group,) = state["param_groups"]
+        saved = [state["state"].get(saved_id) for saved_id in group["params"]]
+        members = [saved[m * per_member : (m + 1) * per_member] for m in range(self.n_critics)]
+        entries: list[dict[str, Any] | None] = []
+        for index in range(per_member):
+            found = [member_entries[index] for member_entries in members]
+            if all(entry is None for entry in found):
+                entries.append(None)
+                continue
+            if any(entry is None for entry in found):
+                raise ValueError("the saved critic optimiser has state for some ensemble members but not others")
+            is_weight = index % 2 == 0
+            stacked = {}
+            for key, value in found[0].items():
+                if torch.is_tensor(value) and value.ndim == (2 if is_weight else 1):
+                    values = [entry[key] for entry in found]
+                    stacked[key] = torch.stack([v.T for v in values]) if is_weight else torch.stack(values).unsqueeze(1)
+                else:
+                    stacked[key] = value
+            entries.append(stacked)
+        entries += saved[self.n_critics * per_member :]
+        return {
+            "state": {index: entry for index, entry in enumerate(entries) if entry is not None},
+            "param_groups": [{**group, "params": list(range(len(entries)))}],
+        }
 
 
 class ValueNetwork(nn.Module):

@@ -19,6 +19,7 @@ from qipo_agents.common.base import OfflineAlgorithm
 from qipo_agents.data.device_buffer import DeviceBuffer
 from qipo_agents.data.scalers import ObservationNormalizer, RewardScaler
 from qipo_agents.generative.paths import ProbabilityPath, make_path
+from qipo_agents.networks.critics import QEnsemble
 from qipo_agents.qipo.behavior import BehaviorWarmup
 from qipo_agents.qipo.critic import ExpectileQLearning, InSupportSoftmaxQLearning
 from qipo_agents.qipo.policy import QIPOPolicy
@@ -414,7 +415,12 @@ class QIPO(OfflineAlgorithm):
         self._load_parameters(tensor_state)
 
     def _load_parameters(self, params: dict[str, dict]) -> None:
+        params = dict(params)
         if "policy" in params:
+            if QEnsemble.holds_member_layout(params["policy"], "critic.") and "policy.critic_optimizer" in params:
+                # save format 1 (one MLP per critic): its Adam moments are stacked like its weights
+                optimizer_state = params["policy.critic_optimizer"]
+                params["policy.critic_optimizer"] = self.policy.critic.stack_member_optimizer_state(optimizer_state)
             self.policy.load_state_dict(params["policy"])
         for name, optimizer in self.policy.optimizers().items():
             if f"policy.{name}" in params:

@@ -32,7 +32,7 @@ class CriticLoss:
 
 def _fit_q(policy: QIPOPolicy, batch: TransitionBatch, target: torch.Tensor, tau: float, extra_loss=None):
     """One step on the mean over the Q-networks of their MSE to ``target``, then the soft target update."""
-    qs = torch.stack(policy.critic(batch.observations, batch.actions))  # (n_critics, B)
+    qs = policy.critic(batch.observations, batch.actions)  # (n_critics, B)
     loss = F.mse_loss(qs, target.expand_as(qs))
     total = loss if extra_loss is None else loss + extra_loss
     policy.critic_optimizer.zero_grad(set_to_none=True)
