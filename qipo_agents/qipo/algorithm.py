@@ -1,4 +1,4 @@
-"""QIPO: behaviour warm-up → critic → Q-weighted iterative policy optimisation → predict.
+"""QIPO: behaviour warm-up → critic → Q-weighted iterative policy optimisation [→ one-step distillation] → predict.
 
 :class:`QIPO` owns the hyperparameters and the training loop; :class:`QIPOFlow` and
 :class:`QIPODiffusion` (in ``flow.py`` / ``diffusion.py``) only choose the probability path and
@@ -7,6 +7,7 @@ its sampler.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from pathlib import Path
@@ -22,9 +23,10 @@ from qipo_agents.generative.paths import ProbabilityPath, make_path
 from qipo_agents.networks.critics import QEnsemble
 from qipo_agents.qipo.behavior import BehaviorWarmup
 from qipo_agents.qipo.critic import ExpectileQLearning, InSupportSoftmaxQLearning
+from qipo_agents.qipo.distillation import OneStepDistillation
 from qipo_agents.qipo.policy import QIPOPolicy
 from qipo_agents.qipo.refinement import QWeightedRefinement
-from qipo_agents.qipo.schedule import BEHAVIOR, CRITIC, PHASES, PhaseSchedule
+from qipo_agents.qipo.schedule import BEHAVIOR, CRITIC, DISTILL, PHASES, PhaseSchedule
 from qipo_agents.qipo.support import SamplerConfig, clip_actions
 
 CRITIC_TYPES = ("in_support_softmax", "expectile")
@@ -42,15 +44,18 @@ class QIPO(OfflineAlgorithm):
        critic with ``critic_type="expectile"``);
     3. **refinement** (``policy_steps``, K3): every ``renew_interval`` steps, draw
        ``n_support_actions`` actions per state from the current policy, weight them by
-       ``softmax(beta Q)`` within each state, and fit the policy with the energy-weighted loss.
+       ``softmax(beta Q)`` within each state, and fit the policy with the energy-weighted loss;
+    4. **distillation** (``distill_steps``, optional, off by default): fit a one-step policy
+       ``g(s, z)`` to the refined policy's sampler, ``z -> a``; once it is trained the agent acts
+       with one network evaluation per action (``one_step_acting``).
 
     ``learn(total_timesteps)`` splits ``total_timesteps`` across the phases in the proportions
-    ``behavior_steps : critic_steps : policy_steps`` (the split is fixed at the first call and
+    ``behavior_steps : critic_steps : policy_steps : distill_steps`` (the split is fixed at the first call and
     saved), and ``renew_interval`` is scaled with the refinement phase so the number of support
     renewals stays the same; ``learn(total_timesteps=None)`` runs exactly the configured steps. A later
     ``learn(n)`` continues the schedule where training stopped (for example on a loaded agent),
     whatever ``reset_num_timesteps`` does to the logged counter ``num_timesteps``; steps past the
-    end of the schedule keep refining. Saves hold the schedule position and the current phase's
+    end of the schedule keep refining (or distilling, with ``distill_steps > 0``). Saves hold the schedule position and the current phase's
     sampled data, so a run resumed from a checkpoint trains exactly as the uninterrupted one.
 
     Args:
@@ -86,6 +91,13 @@ class QIPO(OfflineAlgorithm):
         behavior_learning_rate: Adam step size of the behaviour warm-up (1e-4).
         critic_learning_rate: Adam step size of the critic (3e-4).
         policy_learning_rate: Adam step size of the refinement (1e-4).
+        distill_steps: gradient steps of the one-step distillation after the refinement (0: none).
+            Loading a trained agent with ``distill_steps=N`` and calling ``learn()`` distils it
+            without repeating the earlier phases.
+        distill_batch_size: (state, noise) pairs per distillation step.
+        distill_learning_rate: Adam step size of the one-step policy.
+        one_step_acting: once the distillation has run, act with the one-step policy (one
+            network evaluation); False acts with the multi-step sampler it was distilled from.
         n_sampling_steps: solver steps for acting and support sampling (None: the path default).
         solver: sampler name (None: the path default).
         best_of_n: at predict time draw N actions per state and act with the best by Q (1 = off).
@@ -96,7 +108,8 @@ class QIPO(OfflineAlgorithm):
         schedule: the phase split fixed by the first ``learn`` call; set by ``load``, leave None.
         policy_kwargs: actor/critic shapes: ``hidden_dims`` (512, 256, 128), ``architecture``
             (``"unet"`` or ``"mlp"``), ``embed_dim`` (128), ``critic_hidden_dims`` (256, 256, 256),
-            ``n_critics`` (2: twin Q-networks; every use of Q takes the minimum over them).
+            ``n_critics`` (2: twin Q-networks; every use of Q takes the minimum over them),
+            ``one_step_hidden_dims`` (256, 256, 256: the one-step policy, with ``distill_steps > 0``).
         path_kwargs: probability-path options (e.g. ``sigma_min`` for flows, ``beta_0``/``beta_1`` for VP).
         verbose: 0 silent, 1 training logs to stdout.
         seed: seed of Python, NumPy and torch (as in Stable-Baselines3).
@@ -132,6 +145,10 @@ class QIPO(OfflineAlgorithm):
         behavior_learning_rate: float = 1e-4,
         critic_learning_rate: float = 3e-4,
         policy_learning_rate: float = 1e-4,
+        distill_steps: int = 0,
+        distill_batch_size: int = 256,
+        distill_learning_rate: float = 3e-4,
+        one_step_acting: bool = True,
         n_sampling_steps: int | None = None,
         solver: str | None = None,
         best_of_n: int = 1,
@@ -153,6 +170,8 @@ class QIPO(OfflineAlgorithm):
             raise ValueError(f"beta={beta} must lie in [0, guidance_max={guidance_max}]")
         if best_of_n < 1 or n_support_actions < 1 or renew_interval < 1:
             raise ValueError("best_of_n, n_support_actions and renew_interval must be >= 1")
+        if distill_steps < 0:
+            raise ValueError(f"distill_steps must be >= 0, got {distill_steps}")
         if min_effective_support is not None and not 0.0 < min_effective_support <= 1.0:
             raise ValueError(
                 f"min_effective_support is a fraction of the support group in (0, 1], got {min_effective_support}"
@@ -168,6 +187,8 @@ class QIPO(OfflineAlgorithm):
         self.policy_batch_size = policy_batch_size
         self.behavior_learning_rate, self.critic_learning_rate = behavior_learning_rate, critic_learning_rate
         self.policy_learning_rate = policy_learning_rate
+        self.distill_steps, self.distill_batch_size = distill_steps, distill_batch_size
+        self.distill_learning_rate, self.one_step_acting = distill_learning_rate, one_step_acting
         self.n_sampling_steps, self.solver, self.best_of_n = n_sampling_steps, solver, best_of_n
         self.normalize_observations, self.reward_scaling = normalize_observations, reward_scaling
         self.sampling_chunk_size = sampling_chunk_size
@@ -193,6 +214,7 @@ class QIPO(OfflineAlgorithm):
                 self.observation_normalizer.fit(self.buffer)
             self.reward_scaler.fit(self.buffer)
         kwargs = dict(self.policy_kwargs)
+        one_step_hidden_dims = kwargs.pop("one_step_hidden_dims", (256, 256, 256))
         self.policy = QIPOPolicy(
             obs_dim,
             action_dim,
@@ -200,6 +222,8 @@ class QIPO(OfflineAlgorithm):
             use_value_network=self.critic_type == "expectile",
             actor_learning_rate=self.behavior_learning_rate,
             critic_learning_rate=self.critic_learning_rate,
+            one_step_hidden_dims=one_step_hidden_dims if self.distill_steps > 0 else None,
+            one_step_learning_rate=self.distill_learning_rate,
             **kwargs,
         ).to(self.device)
         self.sampler = SamplerConfig(self.path, self.n_sampling_steps, self.solver)
@@ -245,6 +269,10 @@ class QIPO(OfflineAlgorithm):
                 **bounds,
                 **common,
             )
+        if name == DISTILL:
+            return OneStepDistillation(
+                self.policy, self.data, self.sampler, self.beta, self.distill_batch_size, **bounds, **common
+            )
         self.policy.set_actor_learning_rate(self.policy_learning_rate)
         return QWeightedRefinement(
             self.policy,
@@ -270,8 +298,11 @@ class QIPO(OfflineAlgorithm):
         # the first call fixes the schedule; later calls continue it (a refined agent keeps
         # refining), whatever reset_num_timesteps does to the logged step counter
         if self.schedule is None:
-            configured = PhaseSchedule(self.behavior_steps, self.critic_steps, self.policy_steps)
+            configured = PhaseSchedule(self.behavior_steps, self.critic_steps, self.policy_steps, self.distill_steps)
             self.schedule = configured if total_timesteps is None else configured.scaled_to(int(total_timesteps))
+        elif self.schedule.distill_steps == 0 and self.distill_steps > 0:
+            # an agent trained without distillation, loaded with distill_steps: distil it next
+            self.schedule = dataclasses.replace(self.schedule, distill_steps=self.distill_steps)
         if reset_num_timesteps:
             self.num_timesteps = 0
         if total_timesteps is None:
@@ -312,6 +343,18 @@ class QIPO(OfflineAlgorithm):
         if self.schedule is None or self.policy_steps == 0:
             return self.renew_interval
         return max(1, round(self.renew_interval * self.schedule.policy_steps / self.policy_steps))
+
+    @property
+    def acts_in_one_step(self) -> bool:
+        """Whether ``predict`` uses the distilled one-step policy: ``one_step_acting`` is on and the
+        distillation phase has run to the end of the schedule (before that, the sampler acts)."""
+        return (
+            self.one_step_acting
+            and self.policy.one_step is not None
+            and self.schedule is not None
+            and self.schedule.distill_steps > 0
+            and self._schedule_position >= self.schedule.total
+        )
 
     @property
     def current_phase(self) -> str | None:
@@ -357,7 +400,15 @@ class QIPO(OfflineAlgorithm):
             noise = torch.randn(n * n_candidates, action_dim, device=self.device, generator=self.generator)
         repeated = obs.repeat_interleave(n_candidates, dim=0) if n_candidates > 1 else obs
         guidance = self.beta if guidance_scale is None else float(guidance_scale)
-        actions = self.sampler.sample(self.policy.actor_ema, repeated, noise, guidance=guidance)
+        if self.acts_in_one_step:
+            if guidance_scale is not None and guidance_scale != self.beta:
+                raise ValueError(
+                    f"the one-step policy was distilled at beta={self.beta}; set one_step_acting=False "
+                    "to act at another guidance_scale"
+                )
+            actions = self.policy.one_step(repeated, noise)
+        else:
+            actions = self.sampler.sample(self.policy.actor_ema, repeated, noise, guidance=guidance)
         if n_candidates > 1:
             actions = clip_actions(actions, self.action_low, self.action_high)
             q = self.policy.critic.min_q(repeated, actions).view(n, n_candidates)
@@ -384,7 +435,8 @@ class QIPO(OfflineAlgorithm):
             "n_support_states "
             "critic_type alpha_q expectile gamma critic_tau policy_tau behavior_steps critic_steps policy_steps "
             "behavior_batch_size critic_batch_size policy_batch_size behavior_learning_rate critic_learning_rate "
-            "policy_learning_rate n_sampling_steps solver best_of_n normalize_observations reward_scaling "
+            "policy_learning_rate distill_steps distill_batch_size distill_learning_rate one_step_acting "
+            "n_sampling_steps solver best_of_n normalize_observations reward_scaling "
             "sampling_chunk_size policy_kwargs path_kwargs verbose seed tensorboard_log"
         ).split()
         params = {name: getattr(self, name) for name in names}
@@ -421,7 +473,11 @@ class QIPO(OfflineAlgorithm):
                 # save format 1 (one MLP per critic): its Adam moments are stacked like its weights
                 optimizer_state = params["policy.critic_optimizer"]
                 params["policy.critic_optimizer"] = self.policy.critic.stack_member_optimizer_state(optimizer_state)
-            self.policy.load_state_dict(params["policy"])
+            state = params["policy"]
+            if self.policy.one_step is not None and not any(key.startswith("one_step.") for key in state):
+                # trained without distillation, loaded with distill_steps > 0: the one-step policy starts fresh
+                state = {**state, **{f"one_step.{k}": v for k, v in self.policy.one_step.state_dict().items()}}
+            self.policy.load_state_dict(state)
         for name, optimizer in self.policy.optimizers().items():
             if f"policy.{name}" in params:
                 optimizer.load_state_dict(params[f"policy.{name}"])

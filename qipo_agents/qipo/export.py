@@ -2,7 +2,8 @@
 
 :class:`ActingPolicy` is what ``predict`` computes, as a ``torch.nn.Module``: the observation
 normalisation, the solver unrolled at its fixed number of steps over the acting network
-(``actor_ema``), and the clipping to the action bounds. Its inputs are ``observation``
+(``actor_ema``) or, for an agent that acts with its distilled one-step policy, that one network,
+and the clipping to the action bounds. Its inputs are ``observation``
 ``(batch, obs_dim)`` in the environment's units and ``noise`` ``(batch, action_dim)``, the
 solver's starting sample (standard normal for a sampled action, zeros for
 ``predict(obs, deterministic=True)``); its output is ``action`` ``(batch, action_dim)``.
@@ -35,7 +36,9 @@ class ExportError(QIPOError, ValueError):
 
 
 class ActingPolicy(nn.Module):
-    """``action = clip(solve(actor_ema, normalise(observation), noise))``, on the CPU in float32.
+    """``action = clip(solve(actor_ema, normalise(observation), noise))``, on the CPU in float32;
+    ``clip(one_step(normalise(observation), noise))`` for an agent that acts in one step
+    (:attr:`~qipo_agents.QIPO.acts_in_one_step`).
 
     Args:
         agent: a trained :class:`~qipo_agents.QIPO` agent acting with one sample per step
@@ -51,7 +54,9 @@ class ActingPolicy(nn.Module):
                 f"the agent acts with the best of {agent.best_of_n} sampled actions by its critic; only "
                 "single-sample policies export (set agent.best_of_n = 1 to export the policy it samples from)"
             )
-        self.actor = copy.deepcopy(agent.policy.actor_ema).cpu().eval().requires_grad_(False)
+        acting = agent.policy.one_step if agent.acts_in_one_step else agent.policy.actor_ema
+        self.one_step = agent.acts_in_one_step
+        self.actor = copy.deepcopy(acting).cpu().eval().requires_grad_(False)
         self.path, self.n_steps, self.solver = agent.sampler.path, agent.sampler.n_steps, agent.sampler.solver
         self.path.check_solver(self.solver, self.n_steps)
         normalizer = agent.observation_normalizer
@@ -62,10 +67,13 @@ class ActingPolicy(nn.Module):
         self.register_buffer("obs_std", std)
         self.register_buffer("action_low", torch.as_tensor(agent.action_space.low, dtype=torch.float32))
         self.register_buffer("action_high", torch.as_tensor(agent.action_space.high, dtype=torch.float32))
-        self.guidance = None if self.actor.guidance_max is None else float(agent.beta)
+        guidance_max = None if self.one_step else self.actor.guidance_max
+        self.guidance = None if guidance_max is None else float(agent.beta)
 
     def forward(self, observation: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         condition = (observation - self.obs_mean) / self.obs_std
+        if self.one_step:
+            return torch.maximum(torch.minimum(self.actor(condition, noise), self.action_high), self.action_low)
         guidance = None if self.guidance is None else torch.full_like(condition[:, 0], self.guidance)
 
         def field(x, t):

@@ -11,6 +11,7 @@ from torch import nn
 from qipo_agents.common.polyak import polyak_update
 from qipo_agents.networks.critics import QEnsemble, ValueNetwork
 from qipo_agents.networks.field import FieldNetwork
+from qipo_agents.networks.one_step import OneStepActor
 
 
 class QIPOPolicy(nn.Module):
@@ -21,6 +22,8 @@ class QIPOPolicy(nn.Module):
     * ``actor_ema``: its Polyak average; it acts (``predict``) and draws support actions.
     * ``critic`` / ``critic_target``: an ensemble of Q-networks (twin by default) and its Polyak average.
     * ``value``: ``V(s)``, only for the expectile (IQL) critic.
+    * ``one_step``: ``g(s, z) -> a``, the one-step policy distilled from ``actor_ema``
+      (:class:`~qipo_agents.networks.one_step.OneStepActor`), only with ``one_step_hidden_dims``.
 
     Args:
         obs_dim, action_dim: dataset dimensions.
@@ -29,6 +32,8 @@ class QIPOPolicy(nn.Module):
         n_critics: Q-networks in the critic ensemble (2: the twin critic); every use takes their minimum.
         guidance_max: make the actor guidance-conditioned over ``[0, guidance_max]``.
         use_value_network: build ``value`` (expectile critic).
+        one_step_hidden_dims: build ``one_step`` with these hidden widths (None: no one-step policy).
+        one_step_learning_rate: Adam step size of ``one_step``.
         actor_learning_rate, critic_learning_rate: Adam step sizes.
     """
 
@@ -45,6 +50,8 @@ class QIPOPolicy(nn.Module):
         use_value_network: bool = False,
         actor_learning_rate: float = 1e-4,
         critic_learning_rate: float = 3e-4,
+        one_step_hidden_dims: Sequence[int] | None = None,
+        one_step_learning_rate: float = 3e-4,
     ):
         super().__init__()
         self.actor = FieldNetwork(
@@ -68,9 +75,19 @@ class QIPOPolicy(nn.Module):
         if self.value is not None:
             critic_params += list(self.value.parameters())
         self.critic_optimizer = torch.optim.Adam(critic_params, lr=critic_learning_rate, fused=True)
+        self.one_step: OneStepActor | None = None
+        self.one_step_optimizer: torch.optim.Optimizer | None = None
+        if one_step_hidden_dims is not None:
+            self.one_step = OneStepActor(obs_dim, action_dim, one_step_hidden_dims)
+            self.one_step_optimizer = torch.optim.Adam(
+                self.one_step.parameters(), lr=one_step_learning_rate, fused=True
+            )
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"actor_optimizer": self.actor_optimizer, "critic_optimizer": self.critic_optimizer}
+        optimizers = {"actor_optimizer": self.actor_optimizer, "critic_optimizer": self.critic_optimizer}
+        if self.one_step_optimizer is not None:
+            optimizers["one_step_optimizer"] = self.one_step_optimizer
+        return optimizers
 
     def update_actor(self, loss: torch.Tensor, tau: float) -> None:
         """One Adam step of ``actor`` on ``loss``, then ``actor_ema <- (1 - tau) actor_ema + tau actor``."""
@@ -78,6 +95,12 @@ class QIPOPolicy(nn.Module):
         loss.backward()
         self.actor_optimizer.step()
         polyak_update(self.actor, self.actor_ema, tau)
+
+    def update_one_step(self, loss: torch.Tensor) -> None:
+        """One Adam step of ``one_step`` on ``loss``."""
+        self.one_step_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.one_step_optimizer.step()
 
     def set_actor_learning_rate(self, learning_rate: float) -> None:
         for group in self.actor_optimizer.param_groups:

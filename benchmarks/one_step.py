@@ -1,0 +1,196 @@
+"""One-step acting: distil trained agents into a one-step policy, then score and time both policies.
+
+For every saved agent the script loads it with ``distill_steps=N`` and its own dataset, trains the
+distillation phase (the earlier phases are not repeated), and evaluates the multi-step sampler and
+the one-step policy on the same episodes (episode ``i`` resets with seed ``i``), with sampled and
+zero-noise actions. It then times ``predict`` at batch 1 and ``--batch-size`` for both policies,
+in torch and, exported, in onnxruntime, beside the floor of one forward of the acting network
+(interleaved repeats, medians), and counts the network evaluations per action with a forward hook::
+
+    python benchmarks/one_step.py --agents logs/flow/local-hopper-medium_1/local-hopper-medium.zip \\
+        --distill-steps 20000 --out results/one_step_hopper.json --save-dir results/one_step
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import bench_utils as bu
+import gymnasium as gym
+import numpy as np
+import onnxruntime
+import torch
+
+from qipo_agents.common.evaluation import evaluate, reference_scores
+from qipo_agents.qipo.algorithm import QIPO
+
+POLICIES = ("multi-step", "one-step")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=bu.HelpFormatter,
+        epilog="Set MINARI_DATASETS_PATH to the folder scripts/make_local_datasets.py wrote, for the local datasets.",
+    )
+    parser.add_argument("--agents", nargs="+", required=True, help="saved agents (.zip) to distil")
+    parser.add_argument("--distill-steps", type=int, default=20_000, help="gradient steps of the distillation")
+    parser.add_argument("--episodes", type=int, default=10, help="evaluation episodes per policy and acting rule")
+    parser.add_argument("--n-envs", type=int, default=10, help="episodes run at once")
+    parser.add_argument("--batch-size", type=int, default=256, help="the large batch of the latency columns")
+    parser.add_argument("--repeats", type=int, default=7, help="interleaved timing repeats (medians are reported)")
+    parser.add_argument("--calls", type=int, default=50, help="predict calls per timing block")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--save-dir", help="save each distilled agent here")
+    parser.add_argument("--out", help="write the results as JSON here")
+    return parser.parse_args(argv)
+
+
+def count_evaluations(agent: QIPO, observations: np.ndarray) -> int:
+    """Network forwards per ``predict`` call on ``observations`` (actor_ema or the one-step policy)."""
+    calls = []
+    networks = [agent.policy.actor_ema, agent.policy.one_step]
+    handles = [network.register_forward_hook(lambda *_: calls.append(1)) for network in networks]
+    try:
+        agent.predict(observations)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return len(calls)
+
+
+def onnx_session(agent: QIPO, folder: Path, name: str) -> onnxruntime.InferenceSession:
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    return onnxruntime.InferenceSession(str(agent.export(folder / f"{name}.onnx")), options)
+
+
+def latencies(agent: QIPO, args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    """Median seconds per call of each (policy, runtime, batch), and of one acting-network forward."""
+    rng = np.random.default_rng(0)
+    obs_dim, action_dim = agent.observation_space.shape[0], agent.action_space.shape[0]
+    batches = {"1": 1, str(args.batch_size): args.batch_size}
+    inputs = {key: rng.standard_normal((n, obs_dim)).astype(np.float32) for key, n in batches.items()}
+    noises = {key: np.zeros((n, action_dim), np.float32) for key, n in batches.items()}
+    blocks: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for policy in POLICIES:
+            agent.one_step_acting = policy == "one-step"
+            session = onnx_session(agent, Path(folder), policy)
+            network = agent.policy.one_step if agent.acts_in_one_step else agent.policy.actor_ema
+            for key in batches:
+                obs = inputs[key]
+
+                def torch_predict(obs=obs, one_step=agent.one_step_acting):
+                    agent.one_step_acting = one_step
+                    agent.predict(obs, deterministic=True)
+
+                blocks[f"{policy} torch b{key}"] = torch_predict
+                blocks[f"{policy} onnxruntime b{key}"] = lambda session=session, obs=obs, noise=noises[key]: (
+                    session.run(None, {"observation": obs, "noise": noise})
+                )
+                blocks[f"{policy} network forward b{key}"] = _forward(network, obs, action_dim)
+    samples: dict[str, list[float]] = {name: [] for name in blocks}
+    names = list(blocks)
+    for repeat in range(args.repeats):
+        for name in bu.rotated(names, repeat):
+            samples[name].append(bu.seconds_per_call(blocks[name], args.calls))
+    agent.one_step_acting = True
+    return {name: bu.median(values) for name, values in samples.items()}
+
+
+def _forward(network: torch.nn.Module, obs: np.ndarray, action_dim: int):
+    """One forward of ``network`` on a batch like ``obs`` (its own signature: one-step or field)."""
+    x = torch.from_numpy(obs)
+    noise = torch.zeros(len(obs), action_dim)
+    t = torch.zeros(len(obs))
+
+    @torch.inference_mode()
+    def call():
+        if hasattr(network, "condition_dim"):
+            return (
+                network(noise, t, condition=x)
+                if network.guidance_max is None
+                else network(noise, t, condition=x, guidance=torch.zeros(len(obs)))
+            )
+        return network(x, noise)
+
+    return call
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    bu.set_threads(args.threads)
+    results, score_rows, latency_rows = [], [], []
+    for path in args.agents:
+        probe = QIPO.load(path, device="cpu")
+        buffer = bu.load_buffer(probe.dataset_metadata["dataset_ids"])
+        agent = QIPO.load(path, device="cpu", dataset=buffer, distill_steps=args.distill_steps, verbose=0)
+        started = time.perf_counter()
+        agent.learn(reset_num_timesteps=False)
+        distill_seconds = time.perf_counter() - started
+        if args.save_dir:
+            agent.save(Path(args.save_dir) / Path(path).stem)
+        env_id = bu.env_id_of(agent.dataset_metadata, None)
+        reference = reference_scores({**agent.dataset_metadata, "env_id": env_id})
+        observations = buffer.observations[:4].astype(np.float32)
+        scores: dict[str, Any] = {}
+        for policy in POLICIES:
+            agent.one_step_acting = policy == "one-step"
+            nfe = count_evaluations(agent, observations)
+            for rule, deterministic in (("sampled", False), ("deterministic", True)):
+                result = evaluate(
+                    agent, gym.make(env_id), args.episodes, deterministic, 0, reference, n_envs=args.n_envs
+                )
+                scores[f"{policy} {rule}"] = {**result.to_dict(), "nfe": nfe}
+        agent.one_step_acting = True
+        timing = latencies(agent, args)
+        results.append(
+            {
+                "agent": path,
+                "class": type(agent).__name__,
+                "env": env_id,
+                "distill_steps": args.distill_steps,
+                "distill_seconds": distill_seconds,
+                "scores": scores,
+                "latency_s": timing,
+            }
+        )
+        for policy in POLICIES:
+            sampled, zero = scores[f"{policy} sampled"], scores[f"{policy} deterministic"]
+            score_rows.append(
+                [
+                    path,
+                    policy,
+                    sampled["nfe"],
+                    f"{sampled['normalized_mean']:.1f} ± {sampled['normalized_std']:.1f}",
+                    f"{zero['normalized_mean']:.1f} ± {zero['normalized_std']:.1f}",
+                ]
+            )
+            row = [path, policy]
+            for key in ("1", str(args.batch_size)):
+                row += [
+                    bu.fmt(1e3 * timing[f"{policy} torch b{key}"], 3),
+                    bu.fmt(1e3 * timing[f"{policy} onnxruntime b{key}"], 3),
+                    bu.fmt(1e3 * timing[f"{policy} network forward b{key}"], 3),
+                ]
+            latency_rows.append(row)
+    print(f"\n## Score: {args.episodes} episodes each, D4RL-normalised mean ± std over episodes\n")
+    print(bu.markdown_table(["agent", "policy", "NFE", "sampled", "zero noise"], score_rows))
+    print("\n## predict() latency [ms], medians of interleaved repeats\n")
+    headers = ["agent", "policy"]
+    for key in ("1", str(args.batch_size)):
+        headers += [f"torch b{key}", f"onnxruntime b{key}", f"one forward b{key}"]
+    print(bu.markdown_table(headers, latency_rows))
+    payload = {"benchmark": "one_step", "environment": bu.environment_info(), "args": vars(args), "results": results}
+    if args.out:
+        bu.write_json(args.out, payload)
+    return payload
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""Phase 4 — one-step distillation (optional, ``distill_steps``): act with one network evaluation.
+
+The refined policy acts by integrating its ODE (or running its diffusion sampler) from a noise
+``z ~ N(0, I)``: a deterministic map ``z -> a`` per state, of ``NFE`` network evaluations. This
+phase fits a plain network ``g(s, z)`` to that map by regression on the sampler's own output,
+``|| g(s, z) - clip(solve(actor_ema, s, z)) ||^2`` over dataset states and fresh noise, as Flow
+Q-Learning distils its flow policy into a one-step policy (Park et al., 2025). Once trained,
+``g`` acts in one evaluation and, fed standard normal noise, samples the same action
+distribution; zero noise gives the same central action as ``predict(obs, deterministic=True)``
+of the multi-step policy.
+
+The teacher (``actor_ema``) is not changed, so the multi-step policy stays available
+(``one_step_acting=False``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from qipo_agents.data.device_buffer import DeviceBuffer
+from qipo_agents.qipo.policy import QIPOPolicy
+from qipo_agents.qipo.support import SamplerConfig, clip_actions
+
+
+@dataclass(frozen=True)
+class DistillationLoss:
+    distill_loss: torch.Tensor
+
+
+class OneStepDistillation:
+    """Regression of the one-step policy on the multi-step sampler's actions.
+
+    Args:
+        policy: the networks; ``one_step`` is trained, ``actor_ema`` is the teacher.
+        data: the dataset on the device (its states are the regression inputs).
+        sampler: path and solver the teacher acts with (the agent's own).
+        guidance: the guidance scale the teacher acts at (the agent's ``beta``; used only by a
+            guidance-conditioned actor).
+        batch_size: (state, noise) pairs per step.
+        action_low: lower action bounds ``(action_dim,)``; teacher actions are clipped as acting clips them.
+        action_high: upper action bounds ``(action_dim,)``.
+        generator: random source for minibatches and noise.
+    """
+
+    name = "distill"
+
+    def __init__(
+        self,
+        policy: QIPOPolicy,
+        data: DeviceBuffer,
+        sampler: SamplerConfig,
+        guidance: float,
+        batch_size: int,
+        action_low: torch.Tensor,
+        action_high: torch.Tensor,
+        generator: torch.Generator,
+    ):
+        if policy.one_step is None:
+            raise ValueError("the policy has no one-step network: build it with distill_steps > 0")
+        self.policy, self.data, self.sampler, self.guidance = policy, data, sampler, guidance
+        self.batch_size, self.action_low, self.action_high = batch_size, action_low, action_high
+        self.generator = generator
+
+    def start(self) -> None:
+        """Nothing to prepare: each step draws its own states and noise."""
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Nothing beyond the networks: a resumed phase needs no state of its own."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Nothing to restore (see :meth:`state_dict`)."""
+
+    def train_step(self) -> DistillationLoss:
+        observations = self.data.sample(self.batch_size, self.generator).observations
+        noise = torch.randn(
+            self.batch_size, self.policy.one_step.action_dim, device=observations.device, generator=self.generator
+        )
+        with torch.no_grad():
+            teacher = self.sampler.sample(self.policy.actor_ema, observations, noise, guidance=self.guidance)
+            target = clip_actions(teacher, self.action_low, self.action_high)
+        loss = F.mse_loss(self.policy.one_step(observations, noise), target)
+        self.policy.update_one_step(loss)
+        return DistillationLoss(loss.detach())
