@@ -271,7 +271,14 @@ class QIPO(OfflineAlgorithm):
             )
         if name == DISTILL:
             return OneStepDistillation(
-                self.policy, self.data, self.sampler, self.beta, self.distill_batch_size, **bounds, **common
+                self.policy,
+                self.data,
+                self.sampler,
+                self.beta,
+                self.distill_batch_size,
+                chunk_size=self.sampling_chunk_size,
+                **bounds,
+                **common,
             )
         self.policy.set_actor_learning_rate(self.policy_learning_rate)
         return QWeightedRefinement(
