@@ -74,6 +74,7 @@ _POLICY_ARGS_SET_BY_QIPO = {
     "use_value_network",
     "actor_learning_rate",
     "critic_learning_rate",
+    "one_step_learning_rate",
 }
 
 

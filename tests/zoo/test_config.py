@@ -221,3 +221,12 @@ def test_resolved_config_round_trips_through_a_run_config():
 
     config = load_task("antmaze-large-diverse", "diffusion", "cpu")
     assert task_from_dict(yaml.safe_load(yaml.safe_dump(config.to_dict())), "config.yml") == config
+
+
+def test_one_step_distillation_is_configurable_from_the_zoo():
+    overrides = parse_overrides(["distill_steps=5000", "policy_kwargs={one_step_hidden_dims: [64, 64]}"])
+    config = load_task("hopper-medium", profile="cpu", overrides=overrides)
+    assert config.hyperparams["distill_steps"] == 5000
+    assert config.hyperparams["policy_kwargs"]["one_step_hidden_dims"] == [64, 64]
+    with pytest.raises(ConfigError, match="one_step_learning_rate"):  # QIPO sets it from distill_learning_rate
+        load_task("hopper-medium", overrides=parse_overrides(["policy_kwargs={one_step_learning_rate: 0.1}"]))
