@@ -374,7 +374,8 @@ class OfflineAlgorithm(ABC):
             print_system_info: print the system the file was saved on beside this one.
             dataset: data (any :func:`~qipo_agents.data.make_buffer` source) to resume ``learn``.
             kwargs: override saved hyperparameters that do not change network shapes
-                (e.g. ``verbose``, ``tensorboard_log``, ``n_sampling_steps``).
+                (e.g. ``verbose``, ``tensorboard_log``, ``n_sampling_steps``); QIPO agents also
+                take ``distill_steps`` here, to distil a trained agent (its one-step network starts fresh).
 
         Raises:
             SaveFileError: corrupt, foreign or newer-format file, one that holds another agent class,
