@@ -19,7 +19,7 @@ setup: $(BIN)/.installed
 
 test: setup
 	$(BIN)/ruff check qipo_agents tests examples benchmarks
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 	$(BIN)/mkdocs build --strict --quiet --site-dir /tmp/qipo-site
 
 lint: setup
