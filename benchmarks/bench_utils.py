@@ -149,6 +149,46 @@ def seconds_per_call(fn: Callable[[], Any], n_calls: int) -> float:
     return (time.perf_counter() - start) / n_calls
 
 
+def count_nfe(agent, observation: np.ndarray) -> int:
+    """Network evaluations of one ``predict`` call, counted on the acting networks: the field
+    network ``actor_ema`` and, for a distilled agent, the one-step policy."""
+    calls = []
+    networks = [network for network in (agent.policy.actor_ema, agent.policy.one_step) if network is not None]
+    handles = [network.register_forward_hook(lambda *_: calls.append(1)) for network in networks]
+    try:
+        agent.predict(observation, deterministic=True)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return len(calls)
+
+
+def forward_fn(agent, batch: int) -> Callable[[], None]:
+    """One forward, under inference mode, of the network ``agent`` acts with (the one-step policy
+    when :attr:`~qipo_agents.QIPO.acts_in_one_step`, else ``actor_ema``) on ``batch`` normalised
+    observations; the network is chosen when this is called."""
+    obs = agent.observation_normalizer.transform(np.zeros((batch, agent.observation_space.shape[0]), np.float32))
+    obs = torch.as_tensor(obs, dtype=torch.float32)
+    noise = torch.randn(batch, agent.action_space.shape[0])
+    if agent.acts_in_one_step:
+        one_step = agent.policy.one_step
+
+        def run_one_step():
+            with torch.inference_mode():
+                one_step(obs, noise)
+
+        return run_one_step
+    network = agent.policy.actor_ema
+    t = torch.full((batch,), 0.5)
+    guidance = None if network.guidance_max is None else torch.full((batch,), float(agent.beta))
+
+    def run():
+        with torch.inference_mode():
+            network(noise, t, condition=obs, guidance=guidance)
+
+    return run
+
+
 def rotated(items: Sequence[Any], shift: int) -> list[Any]:
     """``items`` rotated left by ``shift``: each repeat starts with a different item, so slow
     drifts of the machine's load do not always hit the same method."""

@@ -23,7 +23,6 @@ import bench_utils as bu
 import gymnasium as gym
 import numpy as np
 import onnxruntime
-import torch
 
 from qipo_agents.common.evaluation import evaluate, reference_scores
 from qipo_agents.qipo.algorithm import QIPO
@@ -50,20 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def count_evaluations(agent: QIPO, observations: np.ndarray) -> int:
-    """Network forwards per ``predict`` call on ``observations`` (actor_ema or the one-step policy)."""
-    calls = []
-    networks = [agent.policy.actor_ema, agent.policy.one_step]
-    handles = [network.register_forward_hook(lambda *_: calls.append(1)) for network in networks]
-    try:
-        agent.predict(observations)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return len(calls)
-
-
-def onnx_session(agent: QIPO, folder: Path, name: str) -> onnxruntime.InferenceSession:
+def onnx_runtime(agent: QIPO, folder: Path, name: str) -> onnxruntime.InferenceSession:
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = options.inter_op_num_threads = 1
     return onnxruntime.InferenceSession(str(agent.export(folder / f"{name}.onnx")), options)
@@ -80,8 +66,7 @@ def latencies(agent: QIPO, args: argparse.Namespace) -> dict[str, dict[str, floa
     with tempfile.TemporaryDirectory() as folder:
         for policy in POLICIES:
             agent.one_step_acting = policy == "one-step"
-            session = onnx_session(agent, Path(folder), policy)
-            network = agent.policy.one_step if agent.acts_in_one_step else agent.policy.actor_ema
+            runtime = onnx_runtime(agent, Path(folder), policy)
             for key in batches:
                 obs = inputs[key]
 
@@ -90,10 +75,10 @@ def latencies(agent: QIPO, args: argparse.Namespace) -> dict[str, dict[str, floa
                     agent.predict(obs, deterministic=True)
 
                 blocks[f"{policy} torch b{key}"] = torch_predict
-                blocks[f"{policy} onnxruntime b{key}"] = lambda session=session, obs=obs, noise=noises[key]: (
-                    session.run(None, {"observation": obs, "noise": noise})
+                blocks[f"{policy} onnxruntime b{key}"] = lambda runtime=runtime, obs=obs, noise=noises[key]: (
+                    runtime.run(None, {"observation": obs, "noise": noise})
                 )
-                blocks[f"{policy} network forward b{key}"] = _forward(network, obs, action_dim)
+                blocks[f"{policy} network forward b{key}"] = bu.forward_fn(agent, batches[key])
     samples: dict[str, list[float]] = {name: [] for name in blocks}
     names = list(blocks)
     for repeat in range(args.repeats):
@@ -101,25 +86,6 @@ def latencies(agent: QIPO, args: argparse.Namespace) -> dict[str, dict[str, floa
             samples[name].append(bu.seconds_per_call(blocks[name], args.calls))
     agent.one_step_acting = True
     return {name: bu.median(values) for name, values in samples.items()}
-
-
-def _forward(network: torch.nn.Module, obs: np.ndarray, action_dim: int):
-    """One forward of ``network`` on a batch like ``obs`` (its own signature: one-step or field)."""
-    x = torch.from_numpy(obs)
-    noise = torch.zeros(len(obs), action_dim)
-    t = torch.zeros(len(obs))
-
-    @torch.inference_mode()
-    def call():
-        if hasattr(network, "condition_dim"):
-            return (
-                network(noise, t, condition=x)
-                if network.guidance_max is None
-                else network(noise, t, condition=x, guidance=torch.zeros(len(obs)))
-            )
-        return network(x, noise)
-
-    return call
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -141,7 +107,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         scores: dict[str, Any] = {}
         for policy in POLICIES:
             agent.one_step_acting = policy == "one-step"
-            nfe = count_evaluations(agent, observations)
+            nfe = bu.count_nfe(agent, observations)
             for rule, deterministic in (("sampled", False), ("deterministic", True)):
                 result = evaluate(
                     agent, gym.make(env_id), args.episodes, deterministic, 0, reference, n_envs=args.n_envs

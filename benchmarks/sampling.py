@@ -144,33 +144,6 @@ def settings_of(args, agents: dict[str, Any]) -> list[dict[str, Any]]:
     return settings
 
 
-def count_nfe(agent, observation: np.ndarray) -> int:
-    """Network evaluations of one ``predict`` call, counted on the acting network."""
-    calls = []
-    handle = agent.policy.actor_ema.register_forward_hook(lambda *_: calls.append(1))
-    try:
-        agent.predict(observation, deterministic=True)
-    finally:
-        handle.remove()
-    return len(calls)
-
-
-def forward_fn(agent, batch: int):
-    """One forward of ``actor_ema`` on ``batch`` normalised observations, under inference mode."""
-    network = agent.policy.actor_ema
-    obs = agent.observation_normalizer.transform(np.zeros((batch, agent.observation_space.shape[0]), np.float32))
-    obs = torch.as_tensor(obs, dtype=torch.float32)
-    x = torch.randn(batch, network.x_dim)
-    t = torch.full((batch,), 0.5)
-    guidance = None if network.guidance_max is None else torch.full((batch,), float(agent.beta))
-
-    def run():
-        with torch.inference_mode():
-            network(x, t, condition=obs, guidance=guidance)
-
-    return run
-
-
 # ---------------------------------------------------------------------------------------------- measurement
 def measure(args, agents, settings, observations: np.ndarray) -> dict[str, Any]:
     """Interleaved timing; returns per-repeat seconds per call for every item."""
@@ -178,13 +151,13 @@ def measure(args, agents, settings, observations: np.ndarray) -> dict[str, Any]:
     samplers = {name: agent.sampler for name, agent in agents.items()}
     items = [("setting", i) for i in range(len(settings))] + [("floor", name) for name in agents]
     samples: dict[tuple, dict[str, list[float]]] = {item: {"b1": [], "bN": []} for item in items}
-    floors = {name: (forward_fn(agent, 1), forward_fn(agent, len(batch))) for name, agent in agents.items()}
+    floors = {name: (bu.forward_fn(agent, 1), bu.forward_fn(agent, len(batch))) for name, agent in agents.items()}
     for setting in settings:  # warm-up and NFE
         agent = agents[setting["agent"]]
         agent.sampler = dataclasses.replace(
             samplers[setting["agent"]], solver=setting["solver"], n_steps=setting["steps"]
         )
-        setting["nfe"] = count_nfe(agent, one)
+        setting["nfe"] = bu.count_nfe(agent, one)
         agent.predict(batch, deterministic=True)
     for repeat in range(args.repeats):
         for kind, key in bu.rotated(items, repeat * 7):  # 7: a stride co-prime with most item counts
