@@ -1,4 +1,5 @@
-"""Score of saved agents acting with sampled actions, the zero-noise (deterministic) action, and
+"""Score of saved agents acting with sampled actions, the zero-noise (deterministic) action,
+(``--temperatures T ...``) sampled actions from noise scaled by ``T`` (``acting_temperature``) and
 (``--best-of-n N``) the best of N sampled actions by the agent's critic.
 
 A flow or diffusion policy fitted to data from a stochastic behaviour policy reproduces that
@@ -31,21 +32,30 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--best-of-n", type=int, default=None, help="also act with the best of N sampled actions by the critic's Q"
     )
+    parser.add_argument(
+        "--temperatures",
+        type=float,
+        nargs="+",
+        default=[],
+        help="also act with sampled actions at these acting temperatures (noise scales between 0 and 1)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--out", help="write the results as JSON here")
     args = parser.parse_args(argv)
     bu.set_threads(args.threads)
-    rules = [("sampled", False, 1), ("deterministic", True, 1)]
+    # (name, deterministic, best_of_n, acting_temperature)
+    rules = [("sampled", False, 1, 1.0), ("deterministic", True, 1, 1.0)]
+    rules += [(f"temperature_{t:g}", False, 1, t) for t in args.temperatures]
     if args.best_of_n:
-        rules.append((f"best_of_{args.best_of_n}", False, args.best_of_n))
+        rules.append((f"best_of_{args.best_of_n}", False, args.best_of_n, 1.0))
     rows, results = [], []
     for path in args.agents:
         agent = QIPO.load(path, device="cpu")
         env_id = bu.env_id_of(agent.dataset_metadata, args.env)
         reference = reference_scores({**agent.dataset_metadata, "env_id": env_id})
         scores = {}
-        for rule, deterministic, best_of_n in rules:
-            agent.best_of_n = best_of_n
+        for rule, deterministic, best_of_n, temperature in rules:
+            agent.best_of_n, agent.acting_temperature = best_of_n, temperature
             result = evaluate(agent, gym.make(env_id), args.episodes, deterministic, 0, reference, n_envs=args.n_envs)
             scores[rule] = result.to_dict()
         results.append({"agent": path, "env": env_id, "num_timesteps": agent.num_timesteps, **scores})
@@ -55,12 +65,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 agent.num_timesteps,
                 *(
                     f"{scores[rule]['normalized_mean']:.1f} ± {scores[rule]['normalized_std']:.1f}"
-                    for rule, _, _ in rules
+                    for rule, *_ in rules
                 ),
             ]
         )
     print(f"\n## Acting rule: {args.episodes} episodes each, D4RL-normalised mean ± std over episodes\n")
     headers = ["agent", "gradient steps", "sampled", "deterministic (zero noise)"]
+    headers += [f"sampled at temperature {t:g}" for t in args.temperatures]
     if args.best_of_n:
         headers.append(f"best of {args.best_of_n} sampled by Q")
     print(bu.markdown_table(headers, rows))

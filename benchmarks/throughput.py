@@ -16,7 +16,19 @@ the hyperparameters of ``--qipo-config``. The package's own phase objects are bu
 
 From these the table derives rates that include the sampling (renewals amortised over
 ``renew_interval`` steps, the critic's start over ``critic_steps``) and the projected time of a
-whole ``learn()`` of the profile. Items are interleaved (rotated order in every repeat) and the
+whole ``learn()`` of the profile.
+
+Beside them, on the same data and in the same interleaved loop:
+
+* ``iql``: one gradient step of d3rlpy's IQL (``benchmarks/setup.sh`` installs it; ``--no-iql``
+  leaves it out) with the profile's critic widths for its actor, critics and value network and the
+  profile's critic batch size, sampled from d3rlpy's own buffer as its ``fit()`` does. An IQL step
+  updates the actor, both critics and V; a QIPO phase updates one of them, which is why each phase
+  is reported as a ratio to IQL's step.
+* the **floor** of every step: its matrix-product FLOPs (forward and backward, counted by
+  ``torch.utils.flop_counter``) at the machine's measured matmul rate (``(256 x 256) @ (256 x 256)``
+  float32 products, the networks' own shape, on the same threads). A step cannot run faster than
+  its floor; the gap is the time spent outside matrix products (activations, optimiser, Python). Items are interleaved (rotated order in every repeat) and the
 tables report medians; an item stops being repeated once it has used ``--item-budget`` seconds.
 
 Example::
@@ -43,6 +55,7 @@ LABELS = {
     "critic_softmax": "critic (in-support softmax)",
     "critic_expectile": "critic (expectile)",
     "policy": "refinement",
+    "iql": "IQL step (d3rlpy)",
     "renew": "renew()",
     "critic_start": "critic start()",
 }
@@ -82,6 +95,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(sampling runs in fixed-size chunks, so its cost is linear in N); default: exact, which takes "
         "N x M x NFE forwards (about 10^8 for 10^6 states)",
     )
+    parser.add_argument("--no-iql", action="store_true", help="do not time d3rlpy's IQL beside the phases")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: OMP_NUM_THREADS / torch's)")
     parser.add_argument("--out", default=None, help="write all results as JSON here")
     parser.add_argument("--plot", default=None, help="write a PNG plot (rates and sampling times against N) here")
@@ -167,7 +181,14 @@ def synthesize(source, size: int, mode: str, jitter: float, rng: np.random.Gener
 class Phases:
     """The package's phase objects of one agent type on one dataset, ready to be timed."""
 
-    def __init__(self, agent_class, data: dict[str, np.ndarray], kwargs: dict[str, Any], start_cap: int | None):
+    def __init__(
+        self,
+        agent_class,
+        data: dict[str, np.ndarray],
+        kwargs: dict[str, Any],
+        start_cap: int | None,
+        with_iql: bool = True,
+    ):
         # both critics are timed whichever the profile uses; the projection uses the profile's
         self.critic_type = kwargs.get("critic_type", "in_support_softmax")
         softmax_kwargs = {**kwargs, "critic_type": "in_support_softmax"}
@@ -187,10 +208,15 @@ class Phases:
         self.policy.start()  # = renew()
         self.first["renew"] = time.perf_counter() - start
         self.policy.renew_interval = 10**12  # no renewal inside a timed block: renewals are timed on their own
-        for name in STEP_ITEMS:  # warm-up
+        self.iql = IQLStep(self.agent.buffer, kwargs) if with_iql else None
+        self.step_items = [*STEP_ITEMS, "iql"] if with_iql else list(STEP_ITEMS)
+        for name in self.step_items:  # warm-up
             self.phase(name).train_step()
+        self.flops = {name: step_flops(self.phase(name).train_step) for name in self.step_items}
 
     def phase(self, name: str):
+        if name == "iql":
+            return self.iql
         return {
             "behavior": self.behavior,
             "critic_softmax": self.critic_softmax,
@@ -224,9 +250,51 @@ class Phases:
         return elapsed
 
 
+class IQLStep:
+    """One gradient step of d3rlpy's IQL (actor, twin critics and V) at the profile's critic widths
+    and batch size, on the same transitions; ``train_step`` samples the minibatch from d3rlpy's
+    buffer and updates, as one iteration of its ``fit()`` does."""
+
+    def __init__(self, buffer, kwargs: dict[str, Any]):
+        import quality
+
+        d3rlpy = quality.import_d3rlpy()
+        self.dataset = quality.to_mdp_dataset(buffer)
+        widths = list(kwargs.get("policy_kwargs", {}).get("critic_hidden_dims", (256, 256)))
+        self.batch_size = int(kwargs.get("critic_batch_size", 256))
+        encoder = d3rlpy.models.VectorEncoderFactory(hidden_units=widths)
+        config = d3rlpy.algos.IQLConfig(
+            batch_size=self.batch_size,
+            actor_encoder_factory=encoder,
+            critic_encoder_factory=encoder,
+            value_encoder_factory=encoder,
+        )
+        self.algo = config.create(device="cpu:0")
+        self.algo.build_with_dataset(self.dataset)
+
+    def train_step(self) -> None:
+        self.algo.update(self.dataset.sample_transition_batch(self.batch_size))
+
+
+def step_flops(train_step) -> int:
+    """Matrix-product FLOPs (forward and backward) of one call of ``train_step``."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        train_step()
+    return counter.get_total_flops()
+
+
+def matmul_flops_per_s(repeats: int = 5, n_calls: int = 200) -> float:
+    """Median float32 FLOP/s of ``(256 x 256) @ (256 x 256)`` products on the current threads."""
+    a, b = torch.randn(256, 256), torch.randn(256, 256)
+    bu.seconds_per_call(lambda: a @ b, 20)
+    return bu.median([2 * 256**3 / bu.seconds_per_call(lambda: a @ b, n_calls) for _ in range(repeats)])
+
+
 def measure(args, phases: Phases) -> dict[str, list[float]]:
     """Interleaved repeats: seconds per step (step items) or per call (renew, critic_start)."""
-    samples = {name: [] for name in (*STEP_ITEMS, "renew", "critic_start")}
+    samples = {name: [] for name in (*phases.step_items, "renew", "critic_start")}
     samples["renew"].append(phases.first["renew"])
     samples["critic_start"].append(phases.first["critic_start"])
     spent = {name: sum(values) for name, values in samples.items()}
@@ -247,11 +315,11 @@ def measure(args, phases: Phases) -> dict[str, list[float]]:
     return samples
 
 
-def summarise(agent_name: str, size: int, phases: Phases, samples) -> dict[str, Any]:
+def summarise(agent_name: str, size: int, phases: Phases, samples, matmul_rate: float) -> dict[str, Any]:
     agent = phases.agent
-    nfe = _nfe(agent)
+    nfe = bu.count_nfe(agent, np.zeros(agent.observation_space.shape, np.float32))
     med = {name: bu.median(values) for name, values in samples.items()}
-    rate = {name: 1.0 / med[name] for name in STEP_ITEMS}
+    rate = {name: 1.0 / med[name] for name in phases.step_items}
     renew_states = min(agent.n_support_states or size, size)
     n_renewals = math.ceil(agent.policy_steps / agent.renew_interval) if agent.policy_steps else 0
     softmax_critic_s = agent.critic_steps * med["critic_softmax"] + med["critic_start"]
@@ -268,6 +336,9 @@ def summarise(agent_name: str, size: int, phases: Phases, samples) -> dict[str, 
         "n_support_actions": agent.n_support_actions,
         "renew_states": renew_states,
         "steps_per_s": rate,
+        "flops_per_step": phases.flops,
+        "floor_steps_per_s": {name: matmul_rate / flops for name, flops in phases.flops.items()},
+        "matmul_flops_per_s": matmul_rate,
         "renew_s": med["renew"],
         "critic_start_s": med["critic_start"],
         "critic_start_extrapolated": bool(phases.start_cap and size > phases.start_cap),
@@ -293,16 +364,6 @@ def summarise(agent_name: str, size: int, phases: Phases, samples) -> dict[str, 
     }
 
 
-def _nfe(agent) -> int:
-    calls = []
-    handle = agent.policy.actor_ema.register_forward_hook(lambda *_: calls.append(1))
-    try:
-        agent.predict(np.zeros(agent.observation_space.shape, np.float32), deterministic=True)
-    finally:
-        handle.remove()
-    return len(calls)
-
-
 # ---------------------------------------------------------------------------------------------- report
 def print_report(args, rows) -> None:
     print("\n## Gradient steps per second by phase\n")
@@ -318,6 +379,30 @@ def print_report(args, rows) -> None:
         for r in rows
     ]
     print(bu.markdown_table(headers, table))
+    if any("iql" in r["steps_per_s"] for r in rows):
+        print("\n## Against d3rlpy's IQL and the floor\n")
+        headers = ["agent", "N", "phase", "steps/s", "x IQL's step", "MFLOP per step", "floor steps/s", "of the floor"]
+        table = []
+        for r in rows:
+            iql = r["steps_per_s"].get("iql")
+            for name in (*STEP_ITEMS, "iql"):
+                if name not in r["steps_per_s"]:
+                    continue
+                steps, floor = r["steps_per_s"][name], r["floor_steps_per_s"][name]
+                table.append(
+                    [
+                        r["agent"],
+                        f"{r['size']:,}",
+                        LABELS[name],
+                        bu.fmt_sig(steps),
+                        "" if iql is None else f"{steps / iql:.2f}",
+                        bu.fmt_sig(r["flops_per_step"][name] / 1e6),
+                        bu.fmt_sig(floor),
+                        f"{100 * steps / floor:.0f} %",
+                    ]
+                )
+        print(bu.markdown_table(headers, table))
+        print(f"\nMatmul rate: {rows[0]['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s (float32, 256 x 256 products).")
     print("\n## Support sampling and projected learn() time of the profile\n")
     headers = [
         "agent",
@@ -392,18 +477,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     source = bu.load_buffer(args.dataset) if args.synthetic == "tile" else None
     classes = bu.agent_classes()
     rng = np.random.default_rng(0)
+    matmul_rate = matmul_flops_per_s()
     rows = []
     for size in args.sizes:
         data = synthesize(source, size, args.synthetic, args.jitter, rng)
         for agent_name in args.agents:
             started = time.perf_counter()
-            phases = Phases(classes[agent_name], data, config[agent_name], args.start_cap)
+            phases = Phases(classes[agent_name], data, config[agent_name], args.start_cap, not args.no_iql)
             samples = measure(args, phases)
-            row = summarise(agent_name, size, phases, samples)
+            row = summarise(agent_name, size, phases, samples, matmul_rate)
             rows.append(row)
             print(
                 f"{agent_name} N={size:,}: "
-                + ", ".join(f"{LABELS[n]} {row['steps_per_s'][n]:.1f}/s" for n in STEP_ITEMS)
+                + ", ".join(f"{LABELS[n]} {row['steps_per_s'][n]:.1f}/s" for n in phases.step_items)
                 + f", renew {row['renew_s']:.2f} s, critic start {row['critic_start_s']:.1f} s "
                 f"({time.perf_counter() - started:.0f} s measuring)",
                 flush=True,
@@ -424,6 +510,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "repeats": args.repeats,
             "item_budget_s": args.item_budget,
             "start_cap": args.start_cap,
+            "iql": not args.no_iql,
         },
         "rows": rows,
     }

@@ -101,6 +101,12 @@ class QIPO(OfflineAlgorithm):
         n_sampling_steps: solver steps for acting and support sampling (None: the path default).
         solver: sampler name (None: the path default).
         best_of_n: at predict time draw N actions per state and act with the best by Q (1 = off).
+        acting_temperature: standard deviation of the noise a sampled action starts from, in units
+            of the training noise's (1: sample the policy, as the paper acts; 0: the zero-noise
+            action of ``deterministic=True``). Values between shrink the sampled spread around the
+            zero-noise action (under the OT path a Gaussian policy's standard deviation scales by
+            it exactly) while keeping some of the policy's stochasticity. Acting only: support
+            actions and the critic's next actions are always drawn at temperature 1.
         normalize_observations: standardise observations with dataset statistics (saved).
         reward_scaling: ``"locomotion"`` (QGPO: ``r * 1000 / (max return - min return)``),
             ``"antmaze"`` (``r - 1``) or ``"none"``.
@@ -152,6 +158,7 @@ class QIPO(OfflineAlgorithm):
         n_sampling_steps: int | None = None,
         solver: str | None = None,
         best_of_n: int = 1,
+        acting_temperature: float = 1.0,
         normalize_observations: bool = False,
         reward_scaling: str = "locomotion",
         sampling_chunk_size: int = 16_384,
@@ -170,6 +177,10 @@ class QIPO(OfflineAlgorithm):
             raise ValueError(f"beta={beta} must lie in [0, guidance_max={guidance_max}]")
         if best_of_n < 1 or n_support_actions < 1 or renew_interval < 1:
             raise ValueError("best_of_n, n_support_actions and renew_interval must be >= 1")
+        if not acting_temperature >= 0.0:
+            raise ValueError(
+                f"acting_temperature is a noise scale >= 0 (1 samples the policy), got {acting_temperature}"
+            )
         if distill_steps < 0:
             raise ValueError(f"distill_steps must be >= 0, got {distill_steps}")
         if min_effective_support is not None and not 0.0 < min_effective_support <= 1.0:
@@ -190,6 +201,7 @@ class QIPO(OfflineAlgorithm):
         self.distill_steps, self.distill_batch_size = distill_steps, distill_batch_size
         self.distill_learning_rate, self.one_step_acting = distill_learning_rate, one_step_acting
         self.n_sampling_steps, self.solver, self.best_of_n = n_sampling_steps, solver, best_of_n
+        self.acting_temperature = float(acting_temperature)
         self.normalize_observations, self.reward_scaling = normalize_observations, reward_scaling
         self.sampling_chunk_size = sampling_chunk_size
         self.policy_kwargs, self.path_kwargs = dict(policy_kwargs or {}), dict(path_kwargs or {})
@@ -405,6 +417,7 @@ class QIPO(OfflineAlgorithm):
             noise = noise.repeat(n, 1)
         else:
             noise = torch.randn(n * n_candidates, action_dim, device=self.device, generator=self.generator)
+            noise *= self.acting_temperature
         repeated = obs.repeat_interleave(n_candidates, dim=0) if n_candidates > 1 else obs
         guidance = self.beta if guidance_scale is None else float(guidance_scale)
         if self.acts_in_one_step:
@@ -443,7 +456,7 @@ class QIPO(OfflineAlgorithm):
             "critic_type alpha_q expectile gamma critic_tau policy_tau behavior_steps critic_steps policy_steps "
             "behavior_batch_size critic_batch_size policy_batch_size behavior_learning_rate critic_learning_rate "
             "policy_learning_rate distill_steps distill_batch_size distill_learning_rate one_step_acting "
-            "n_sampling_steps solver best_of_n normalize_observations reward_scaling "
+            "n_sampling_steps solver best_of_n acting_temperature normalize_observations reward_scaling "
             "sampling_chunk_size policy_kwargs path_kwargs verbose seed tensorboard_log"
         ).split()
         params = {name: getattr(self, name) for name in names}

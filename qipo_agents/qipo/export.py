@@ -5,8 +5,9 @@ normalisation, the solver unrolled at its fixed number of steps over the acting 
 (``actor_ema``) or, for an agent that acts with its distilled one-step policy, that one network,
 and the clipping to the action bounds. Its inputs are ``observation``
 ``(batch, obs_dim)`` in the environment's units and ``noise`` ``(batch, action_dim)``, the
-solver's starting sample (standard normal for a sampled action, zeros for
-``predict(obs, deterministic=True)``); its output is ``action`` ``(batch, action_dim)``.
+solver's starting sample before the agent's ``acting_temperature`` scales it (standard normal
+for a sampled action, as ``predict`` draws it; zeros for ``predict(obs, deterministic=True)``);
+its output is ``action`` ``(batch, action_dim)``.
 :func:`export_policy` writes it as ONNX (run with onnxruntime) or TorchScript (``torch.jit.load``),
 as d3rlpy's ``save_policy`` does for its algorithms.
 """
@@ -36,8 +37,8 @@ class ExportError(QIPOError, ValueError):
 
 
 class ActingPolicy(nn.Module):
-    """``action = clip(solve(actor_ema, normalise(observation), noise))``, on the CPU in float32;
-    ``clip(one_step(normalise(observation), noise))`` for an agent that acts in one step
+    """``action = clip(solve(actor_ema, normalise(observation), temperature * noise))``, on the CPU
+    in float32; ``clip(one_step(normalise(observation), temperature * noise))`` for an agent that acts in one step
     (:attr:`~qipo_agents.QIPO.acts_in_one_step`).
 
     Args:
@@ -67,11 +68,13 @@ class ActingPolicy(nn.Module):
         self.register_buffer("obs_std", std)
         self.register_buffer("action_low", torch.as_tensor(agent.action_space.low, dtype=torch.float32))
         self.register_buffer("action_high", torch.as_tensor(agent.action_space.high, dtype=torch.float32))
+        self.temperature = agent.acting_temperature
         guidance_max = None if self.one_step else self.actor.guidance_max
         self.guidance = None if guidance_max is None else float(agent.beta)
 
     def forward(self, observation: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         condition = (observation - self.obs_mean) / self.obs_std
+        noise = noise * self.temperature
         if self.one_step:
             return torch.maximum(torch.minimum(self.actor(condition, noise), self.action_high), self.action_low)
         guidance = None if self.guidance is None else torch.full_like(condition[:, 0], self.guidance)

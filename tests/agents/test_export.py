@@ -53,6 +53,21 @@ def test_exported_policy_equals_predict(normalised_agent, fmt, tmp_path):
     np.testing.assert_allclose(_run(path, fmt, observation[:5], noise), reference, atol=1e-5)
 
 
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_exported_policy_carries_the_acting_temperature(normalised_agent, fmt, tmp_path):
+    """Standard normal noise gives the action ``predict`` samples: the file scales it by the temperature."""
+    agent = normalised_agent
+    observation = _observations(agent, 5)
+    noise = np.random.default_rng(3).standard_normal((5, agent.action_space.shape[0])).astype(np.float32)
+    at_one = _run(agent.export(tmp_path / f"one.{fmt}", format=fmt), fmt, observation, 0.25 * noise)
+    agent.acting_temperature = 0.25
+    try:
+        at_quarter = _run(agent.export(tmp_path / f"quarter.{fmt}", format=fmt), fmt, observation, noise)
+    finally:
+        agent.acting_temperature = 1.0
+    np.testing.assert_allclose(at_quarter, at_one, atol=1e-5)
+
+
 def test_bad_export_requests_are_clear_errors(tiny_agent, tmp_path):
     with pytest.raises(ExportError, match="unknown export format 'tflite'; choose one of onnx, torchscript"):
         tiny_agent.export(tmp_path / "p.tflite", format="tflite")

@@ -89,3 +89,32 @@ def test_diffusion_agent_acts_with_qgpos_solver(bandit_data):
     agent = QIPODiffusion("MlpPolicy", bandit_data, **{**TINY, "solver": "dpm_solver_pp_2s", "n_sampling_steps": 5})
     actions, _ = agent.learn().predict(np.zeros((5, 1), np.float32))
     assert actions.shape == (5, 1) and np.isfinite(actions).all()
+
+
+def test_acting_temperature_scales_the_sampled_spread(agent_class):
+    """On a Gaussian policy ``a ~ N(0.3 s, 0.3^2)`` both paths map noise to actions linearly, so the
+    temperature scales the sampled standard deviation; temperature 0 is the zero-noise action."""
+    rng = np.random.default_rng(0)
+    states = rng.uniform(-1, 1, size=(4000, 1)).astype(np.float32)
+    actions = np.clip(0.3 * states + 0.3 * rng.standard_normal((4000, 1)), -1, 1).astype(np.float32)
+    data = {
+        "observations": states,
+        "actions": actions,
+        "rewards": np.zeros(4000, np.float32),
+        "next_observations": states,
+        "terminations": np.ones(4000, dtype=bool),
+        "truncations": np.zeros(4000, dtype=bool),
+    }
+    config = {**TINY, "behavior_steps": 1500, "behavior_learning_rate": 2e-3, "policy_tau": 0.05, "n_sampling_steps": 8}
+    agent = agent_class("MlpPolicy", data, reward_scaling="none", **config).learn()
+    state = np.full((4000, 1), 0.5, dtype=np.float32)
+    spread = {}
+    for temperature in (1.0, 0.5):
+        agent.acting_temperature = temperature
+        spread[temperature] = agent.predict(state)[0].std()
+    assert 0.22 < spread[1.0] < 0.38, spread
+    assert 0.4 < spread[0.5] / spread[1.0] < 0.6, spread
+    agent.acting_temperature = 0.0
+    np.testing.assert_array_equal(agent.predict(state[:3])[0], agent.predict(state[:3], deterministic=True)[0])
+    with pytest.raises(ValueError, match="acting_temperature is a noise scale >= 0"):
+        agent_class("MlpPolicy", data, acting_temperature=-0.5, **TINY)
