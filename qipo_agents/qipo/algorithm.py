@@ -125,6 +125,15 @@ class QIPO(OfflineAlgorithm):
 
     path_name = "ot"
 
+    #: Hyperparameters read only by the phases after the critic (refinement, distillation) and by
+    #: acting: an agent saved at the end of its critic phase can go on with other values of these
+    #: (``qipo-zoo train --start-from``), the earlier phases' work stays valid.
+    refinement_settings = frozenset(
+        "beta min_effective_support n_support_actions include_dataset_action renew_interval n_support_states "
+        "policy_batch_size policy_learning_rate policy_tau distill_batch_size distill_learning_rate "
+        "one_step_acting n_sampling_steps solver best_of_n acting_temperature sampling_chunk_size".split()
+    )
+
     def __init__(
         self,
         policy: str = "MlpPolicy",

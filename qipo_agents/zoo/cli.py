@@ -160,6 +160,13 @@ def _remedy(kind: str) -> str:
     metavar="STORAGE:STUDY:N",
     help="train with the hyperparameters of trial N of a `qipo-zoo tune` study (and its seed, unless --seed/--seeds)",
 )
+@click.option(
+    "--start-from",
+    type=click.Path(dir_okay=False),
+    metavar="CHECKPOINT",
+    help="start from an agent saved at the end of its critic phase (a run's checkpoints/qipo_<steps>_steps.zip) "
+    "and train only what follows, with this command's refinement settings",
+)
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda, cuda:1 ...")
 @click.option("--profile", type=click.Choice(["cpu", "gpu"]), help="budget profile [default: gpu with CUDA, else cpu]")
 @click.option(
@@ -195,6 +202,7 @@ def train(
     seeds: Sequence[int],
     n_jobs: int,
     trial: str | None,
+    start_from: str | None,
     device: str,
     profile: str | None,
     hyperparams: Sequence[str],
@@ -234,6 +242,11 @@ def train(
         datasets = datasets or tuple(settings["datasets"] or ())
         config_file = config_file or settings["config_file"]
         seed = seed if seed_given else settings["seed"]
+        start_from = start_from or settings["start_from"]
+    if start_from is not None and (seeds or resume is not None):
+        raise click.UsageError(
+            "--start-from continues one saved agent, whose random state it carries: drop --seeds and --resume"
+        )
     if seeds:
         if resume is not None:
             raise click.UsageError("--seeds starts new runs: resume each run folder on its own")
@@ -269,6 +282,8 @@ def train(
         device, profile = _resolve_device(device, profile)
         config = load_task(task, algo, profile, parse_overrides(items), list(datasets) or None, config_file)
         args = _train_args(task, algo, device, profile, log_folder, datasets, config_file, items)
+        if start_from is not None:
+            args[4:4] = ["--start-from", start_from]
         run = functools.partial(
             train_task,
             config,
@@ -278,6 +293,7 @@ def train(
             _command([*args[:4], "--seed", str(seed), *args[4:]]),
             verbose=verbose,
             progress=progress,
+            start_from=start_from,
         )
     try:
         result = run(echo=click.echo)
@@ -355,6 +371,13 @@ def _command(args: list[str], device: str | None = None) -> str:
     metavar="KEY=VALUE",
     help="fixed settings of every trial (e.g. a smaller budget for a smoke test), as for train",
 )
+@click.option(
+    "--start-from",
+    type=click.Path(dir_okay=False),
+    metavar="CHECKPOINT",
+    help="start from an agent saved at the end of its critic phase (a run's checkpoints/qipo_<steps>_steps.zip) "
+    "; every trial then trains only the refinement from it",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="training seed of every trial")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--profile", type=click.Choice(["cpu", "gpu"]), help="budget profile [default: gpu with CUDA, else cpu]")
@@ -381,6 +404,7 @@ def tune(
     config_file: str | None,
     log_folder: str,
     verbose: int,
+    start_from: str | None,
 ) -> None:
     """Search TASK's hyperparameters with Optuna: run N trials of a study that workers share.
 
@@ -413,6 +437,7 @@ def tune(
             log_folder=log_folder,
             verbose=verbose,
             echo=click.echo,
+            start_from=start_from,
         )
     except TrainingInterrupted as stop:
         click.echo(f"\n{stop}; the trial is marked FAIL in the study, the finished trials are kept", err=True)

@@ -15,6 +15,10 @@ rl-baselines3-zoo) and holds::
 
 Ctrl-C or a crash saves a checkpoint first (saves are atomic), and ``resume_run`` continues
 from the latest checkpoint for the steps the run still had to do.
+
+A run may start from an agent saved at the end of its critic phase instead of from scratch
+(``start_from``): it then trains only the refinement (and distillation), whose settings may differ
+from the checkpoint's, so a study of refinement settings shares one warm-up and critic.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 from qipo_agents.common.atomic import write_text_atomic
 from qipo_agents.common.callbacks import CheckpointCallback, EvalCallback, ProgressBarCallback
 from qipo_agents.common.evaluation import EvaluationResult, check_env_spaces, evaluate, reference_scores
+from qipo_agents.common.save_format import read_save_file
 from qipo_agents.data.buffer import OfflineBuffer
 from qipo_agents.data.sources import make_buffer
 from qipo_agents.errors import ConfigError, DatasetNotFoundError, QIPOError
@@ -107,7 +112,8 @@ def create_run_dir(log_folder: str | Path, algo: str, task: str) -> Path:
 
 
 def read_run_config(run_dir: str | Path) -> tuple[TaskConfig, dict[str, Any]]:
-    """``(config, run info)`` from a run's ``config.yml``; run info has ``seed`` and ``device``."""
+    """``(config, run info)`` from a run's ``config.yml``; run info has ``seed``, ``device`` and
+    ``start_from`` (None for a run trained from scratch)."""
     path = Path(run_dir) / CONFIG_FILE
     if not path.is_file():
         raise ConfigError(f"{run_dir} is not a qipo-zoo run folder (it has no {CONFIG_FILE})")
@@ -117,12 +123,12 @@ def read_run_config(run_dir: str | Path) -> tuple[TaskConfig, dict[str, Any]]:
         raise ConfigError(f"{path} is not valid YAML: {error}") from error
     if not isinstance(data, dict) or "task" not in data:
         raise ConfigError(f"{path} is not a qipo-zoo run config (no `task` key)")
-    info = {key: data.pop(key, None) for key in ("seed", "device", "qipo_agents_version", "created")}
+    info = {key: data.pop(key, None) for key in ("seed", "device", "start_from", "qipo_agents_version", "created")}
     data["name"] = data.pop("task")
     return task_from_dict(data, str(path)), info
 
 
-def write_run_config(run_dir: Path, config: TaskConfig, seed: int, device: str) -> None:
+def write_run_config(run_dir: Path, config: TaskConfig, seed: int, device: str, start_from: Path | None = None) -> None:
     from qipo_agents import __version__
 
     values = config.to_dict()
@@ -132,11 +138,61 @@ def write_run_config(run_dir: Path, config: TaskConfig, seed: int, device: str) 
         "profile": values.pop("profile"),
         "seed": seed,
         "device": device,
+        **({"start_from": str(start_from)} if start_from is not None else {}),
         "qipo_agents_version": __version__,
         "created": time.strftime("%Y-%m-%d %H:%M:%S"),
         **values,
     }
     (run_dir / CONFIG_FILE).write_text(yaml.safe_dump(data, sort_keys=False, default_flow_style=None))
+
+
+def check_start_checkpoint(config: TaskConfig, checkpoint: str | Path, changed: set[str] | None = None) -> dict:
+    """Check that ``checkpoint`` can start a run of ``config``: an agent of the task's algorithm
+    saved at the end of its critic phase, trained with the task's settings for every phase it ran.
+    Settings in ``config`` (and the names in ``changed``, e.g. a search space's) may differ from
+    the checkpoint's only where the later phases read them (``refinement_settings``).
+
+    Returns the hyperparameters to load it with: the refinement settings ``config`` changes.
+    """
+    checkpoint = Path(checkpoint)
+    try:
+        data, _ = read_save_file(checkpoint)
+    except (FileNotFoundError, QIPOError) as error:
+        raise ConfigError(f"--start-from {checkpoint}: {error}") from error
+    agent_class = config.agent_class
+    if data.get("class") != agent_class.__name__:
+        raise ConfigError(
+            f"--start-from {checkpoint} holds a {data.get('class')} agent; task {config.name} trains {agent_class.__name__} "
+            f"(--algo {config.algo})"
+        )
+    saved = data.get("hyperparameters", {})
+    schedule = saved.get("schedule") or {}
+    critic_end = schedule.get("behavior_steps", 0) + schedule.get("critic_steps", 0)
+    position = data.get("training_state", {}).get("schedule_position")
+    if not schedule or position != critic_end:
+        raise ConfigError(
+            f"--start-from {checkpoint} was saved at step {position}; a run can start from the end of the "
+            f"critic phase only (step {critic_end}: checkpoints/{CHECKPOINT_PREFIX}_{critic_end}_steps.zip of its run)"
+        )
+    planned = {name: config.hyperparams.get(name, saved.get(name)) for name in ("behavior_steps", "critic_steps")}
+    differs = {
+        name for name, value in config.hyperparams.items() if name in saved and _plain(saved[name]) != _plain(value)
+    }
+    earlier = sorted(differs - agent_class.refinement_settings)
+    earlier += sorted((changed or set()) - agent_class.refinement_settings - set(earlier))
+    if earlier or planned != {name: schedule[name] for name in planned}:
+        listed = ", ".join(f"{name} (checkpoint: {saved.get(name)!r})" for name in earlier) or "the phase lengths"
+        raise ConfigError(
+            f"--start-from {checkpoint} was trained with other settings than task {config.name} sets for its "
+            f"behaviour and critic phases: {listed}; only the refinement's settings may change "
+            f"({', '.join(sorted(agent_class.refinement_settings))})"
+        )
+    return {name: config.hyperparams[name] for name in differs}
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as its JSON form (tuples as lists), so a YAML value compares to a saved one."""
+    return json.loads(json.dumps(value))
 
 
 def model_path(run_dir: Path, task: str) -> Path:
@@ -313,6 +369,7 @@ def train_task(
     echo: Echo = print,
     run_dir: Path | None = None,
     after_eval: BaseCallback | None = None,
+    start_from: str | Path | None = None,
 ) -> RunResult:
     """Train ``config`` in a new run folder; returns where everything went and the final evaluation.
 
@@ -321,12 +378,27 @@ def train_task(
             ``<log_folder>/<algo>/<task>_<n>``.
         after_eval: called after every evaluation (SB3's ``callback_after_eval``); when it stops
             training, the agent is saved and the final evaluation is skipped.
+        start_from: an agent saved at the end of its critic phase (:func:`check_start_checkpoint`):
+            the run trains the phases after it, with ``config``'s refinement settings, from the
+            checkpoint's networks and random state (``seed`` then only seeds the evaluations).
     """
+    overrides = None if start_from is None else check_start_checkpoint(config, start_from)
     echo(f"loading datasets: {', '.join(config.datasets)}")
     buffer = load_task_data(config)
     env = make_task_env(config)
     try:
-        agent = config.agent_class("MlpPolicy", buffer, seed=seed, device=device, verbose=verbose, **config.hyperparams)
+        if start_from is None:
+            agent = config.agent_class(
+                "MlpPolicy", buffer, seed=seed, device=device, verbose=verbose, **config.hyperparams
+            )
+        else:
+            agent = config.agent_class.load(start_from, device=device, verbose=verbose, **overrides)
+            trained_on, task_data = agent.dataset_metadata.get("dataset_ids"), buffer.metadata.get("dataset_ids")
+            if trained_on != task_data:
+                raise ConfigError(
+                    f"--start-from {start_from} was trained on {trained_on}; task {config.name} trains on {task_data}"
+                )
+            agent.set_dataset(buffer)
     except QIPOError:
         raise
     except (ValueError, TypeError) as error:  # QIPO's argument checks that need the data (e.g. network shapes)
@@ -337,14 +409,18 @@ def train_task(
         run_dir = create_run_dir(log_folder, config.algo, config.name)
     else:
         run_dir.mkdir(parents=True)
-    write_run_config(run_dir, config, seed, device)
+    write_run_config(run_dir, config, seed, device, None if start_from is None else Path(start_from))
     (run_dir / COMMAND_FILE).write_text(command + "\n")
-    planned = config.planned_timesteps
+    planned = config.planned_timesteps if start_from is None else agent.schedule.total
     echo(
         f"training {type(agent).__name__} on {config.name} ({config.profile} profile, {len(buffer)} transitions, "
         f"{planned} gradient steps, device {agent.device}) in {run_dir}"
+        + ("" if start_from is None else f", from step {agent.num_timesteps} of {start_from}")
     )
-    _learn(agent, config, run_dir, env, config.n_timesteps, seed, False, progress, echo, after_eval)
+    if start_from is None:
+        _learn(agent, config, run_dir, env, config.n_timesteps, seed, False, progress, echo, after_eval)
+    else:
+        _learn(agent, config, run_dir, env, planned - agent.num_timesteps, seed, True, progress, echo, after_eval)
     if agent.num_timesteps < planned:
         path = agent.save(model_path(run_dir, config.name))
         echo(f"training stopped early at step {agent.num_timesteps} of {planned}; saved the agent to {path}")
@@ -373,12 +449,16 @@ def resume_run(
     checkpoint = (
         final_model if final_model.exists() else CheckpointCallback.latest(run_dir / CHECKPOINT_DIR, CHECKPOINT_PREFIX)
     )
+    overrides = {}
+    if checkpoint is None and info.get("start_from"):  # interrupted before its first checkpoint of its own
+        checkpoint = Path(info["start_from"])
+        overrides = check_start_checkpoint(config, checkpoint)
     if checkpoint is None:
         raise ConfigError(f"{run_dir} has no checkpoint to resume from (in {run_dir / CHECKPOINT_DIR})")
     echo(f"loading datasets: {', '.join(config.datasets)}")
     buffer = load_task_data(config)
     env = make_task_env(config)
-    agent = config.agent_class.load(checkpoint, device=device, dataset=buffer, verbose=verbose)
+    agent = config.agent_class.load(checkpoint, device=device, dataset=buffer, verbose=verbose, **overrides)
     check_env_spaces(env, agent.observation_space, agent.action_space)
     planned = agent.schedule.total if agent.schedule is not None else config.planned_timesteps
     remaining = 0 if checkpoint == final_model else max(planned - agent.num_timesteps, 0)

@@ -259,11 +259,17 @@ def tune(
     log_folder: str | Path = "logs",
     verbose: int = 0,
     echo: Echo = print,
+    start_from: str | Path | None = None,
 ):
-    """Run ``n_trials`` trials of ``study_name`` in this process; returns the study."""
+    """Run ``n_trials`` trials of ``study_name`` in this process; returns the study.
+
+    With ``start_from`` (an agent saved at the end of its critic phase) every trial trains only
+    the refinement from that checkpoint, so the study searches refinement settings at the cost of
+    the refinement alone; a search space that samples a setting of an earlier phase is refused.
+    """
     import optuna
 
-    from qipo_agents.zoo.train import train_task
+    from qipo_agents.zoo.train import check_start_checkpoint, train_task
 
     overrides = dict(overrides or {})
     check_storage_name(storage)
@@ -274,6 +280,8 @@ def tune(
     clash = sorted(set(space.distributions) & set(overrides))
     if clash:
         raise ConfigError(f"--hyperparams sets {', '.join(clash)}, which the search space samples; drop one")
+    if start_from is not None:
+        check_start_checkpoint(base, start_from, changed=set(space.distributions))
     samplers = {
         "tpe": lambda: optuna.samplers.TPESampler(n_startup_trials=5, multivariate=True),
         "random": optuna.samplers.RandomSampler,
@@ -304,6 +312,7 @@ def tune(
             "overrides": overrides,
             "datasets": list(datasets) if datasets else None,
             "config_file": config_file,
+            "start_from": None if start_from is None else str(start_from),
             "run_dir": str(run_dir),
             "host": socket.gethostname(),
         }
@@ -323,6 +332,7 @@ def tune(
             echo=echo,
             run_dir=run_dir,
             after_eval=report,
+            start_from=start_from,
         )
         if report.pruned:
             echo(f"trial {trial.number} pruned at step {result.num_timesteps}")
@@ -350,7 +360,8 @@ def _describe_params(params: Mapping[str, Any]) -> str:
 
 def trial_settings(reference: str, task: str) -> dict[str, Any]:
     """What ``qipo-zoo train TASK --trial STORAGE:STUDY:N`` trains with: the trial's algo, profile,
-    seed, data and hyperparameters (as ``--hyperparams`` items, read back by ``parse_overrides``)."""
+    seed, data, starting checkpoint and hyperparameters (as ``--hyperparams`` items, read back by
+    ``parse_overrides``)."""
     storage, study_name, number = parse_trial_ref(reference)
     trial = find_trial(load_study(storage, study_name), number)
     missing = [key for key in ("task", "algo", "profile", "seed") if key not in trial.user_attrs]
@@ -368,5 +379,6 @@ def trial_settings(reference: str, task: str) -> dict[str, Any]:
         "seed": int(trial.user_attrs["seed"]),
         "datasets": trial.user_attrs.get("datasets"),
         "config_file": trial.user_attrs.get("config_file"),
+        "start_from": trial.user_attrs.get("start_from"),
         "items": items,
     }
