@@ -140,6 +140,16 @@ def _remedy(kind: str) -> str:
     return "put each file at the path shown, or train with --dataset PATH"
 
 
+# an agent saved at the end of its critic phase, for `train` and `tune`
+START_FROM_OPTION = click.option(
+    "--start-from",
+    type=click.Path(dir_okay=False),
+    metavar="CHECKPOINT",
+    help="start from an agent saved at the end of its critic phase (a run's checkpoints/qipo_<steps>_steps.zip) "
+    "and train only what follows, with this command's refinement settings (for tune: every trial's)",
+)
+
+
 # ---------------------------------------------------------------------------------------------- train
 @main.command()
 @click.argument("task")
@@ -160,13 +170,7 @@ def _remedy(kind: str) -> str:
     metavar="STORAGE:STUDY:N",
     help="train with the hyperparameters of trial N of a `qipo-zoo tune` study (and its seed, unless --seed/--seeds)",
 )
-@click.option(
-    "--start-from",
-    type=click.Path(dir_okay=False),
-    metavar="CHECKPOINT",
-    help="start from an agent saved at the end of its critic phase (a run's checkpoints/qipo_<steps>_steps.zip) "
-    "and train only what follows, with this command's refinement settings",
-)
+@START_FROM_OPTION
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda, cuda:1 ...")
 @click.option("--profile", type=click.Choice(["cpu", "gpu"]), help="budget profile [default: gpu with CUDA, else cpu]")
 @click.option(
@@ -371,13 +375,7 @@ def _command(args: list[str], device: str | None = None) -> str:
     metavar="KEY=VALUE",
     help="fixed settings of every trial (e.g. a smaller budget for a smoke test), as for train",
 )
-@click.option(
-    "--start-from",
-    type=click.Path(dir_okay=False),
-    metavar="CHECKPOINT",
-    help="start from an agent saved at the end of its critic phase (a run's checkpoints/qipo_<steps>_steps.zip) "
-    "; every trial then trains only the refinement from it",
-)
+@START_FROM_OPTION
 @click.option("--seed", type=int, default=0, show_default=True, help="training seed of every trial")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--profile", type=click.Choice(["cpu", "gpu"]), help="budget profile [default: gpu with CUDA, else cpu]")
