@@ -124,13 +124,16 @@ def build_agents(args, buffer) -> dict[str, Any]:
 
 
 def settings_of(args, agents: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every (agent, solver, steps) to time; each agent's own default is always included and flagged."""
+    """Every (agent, solver, steps) to time; each agent's own default is always included and flagged.
+    A distilled agent (one that acts in one step) adds its one-step policy as ``solver="one-step"``,
+    its default."""
     grid = {
         "flow": (args.flow_solvers, args.flow_steps),
         "diffusion": (args.diffusion_solvers, args.diffusion_steps),
     }
     settings = []
     for name, agent in agents.items():
+        one_step = getattr(agent, "acts_in_one_step", False)
         default = agent.path.check_solver(agent.sampler.solver, agent.sampler.n_steps)
         solvers, steps = grid[name]
         pairs = [(s, k) for s in solvers for k in steps]
@@ -138,10 +141,22 @@ def settings_of(args, agents: dict[str, Any]) -> list[dict[str, Any]]:
             pairs.append(default)
         for solver, n_steps in pairs:
             agent.path.check_solver(solver, n_steps)
+            is_default = (solver, n_steps) == default and not one_step
             settings.append(
-                {"agent": name, "solver": solver, "steps": n_steps, "default": (solver, n_steps) == default}
+                {"agent": name, "solver": solver, "steps": n_steps, "default": is_default, "one_step": False}
             )
+        if one_step:
+            settings.append({"agent": name, "solver": "one-step", "steps": 1, "default": True, "one_step": True})
     return settings
+
+
+def act_as(agent, setting: dict[str, Any], sampler) -> None:
+    """Make ``agent`` act as ``setting`` says: with its one-step policy, or with ``sampler`` at the
+    setting's solver and steps."""
+    if agent.policy.one_step is not None:
+        agent.one_step_acting = setting["one_step"]
+    if not setting["one_step"]:
+        agent.sampler = dataclasses.replace(sampler, solver=setting["solver"], n_steps=setting["steps"])
 
 
 # ---------------------------------------------------------------------------------------------- measurement
@@ -149,14 +164,15 @@ def measure(args, agents, settings, observations: np.ndarray) -> dict[str, Any]:
     """Interleaved timing; returns per-repeat seconds per call for every item."""
     one, batch = observations[:1][0], observations[: args.batch_size]
     samplers = {name: agent.sampler for name, agent in agents.items()}
-    items = [("setting", i) for i in range(len(settings))] + [("floor", name) for name in agents]
+    one_step_acting = {name: agent.one_step_acting for name, agent in agents.items()}
+    networks = sorted({floor_key(setting) for setting in settings})
+    items = [("setting", i) for i in range(len(settings))] + [("floor", key) for key in networks]
     samples: dict[tuple, dict[str, list[float]]] = {item: {"b1": [], "bN": []} for item in items}
-    floors = {name: (bu.forward_fn(agent, 1), bu.forward_fn(agent, len(batch))) for name, agent in agents.items()}
-    for setting in settings:  # warm-up and NFE
+    floors = {}
+    for setting in settings:  # warm-up, NFE, and the forward of the network each setting acts with
         agent = agents[setting["agent"]]
-        agent.sampler = dataclasses.replace(
-            samplers[setting["agent"]], solver=setting["solver"], n_steps=setting["steps"]
-        )
+        act_as(agent, setting, samplers[setting["agent"]])
+        floors.setdefault(floor_key(setting), (bu.forward_fn(agent, 1), bu.forward_fn(agent, len(batch))))
         setting["nfe"] = bu.count_nfe(agent, one)
         agent.predict(batch, deterministic=True)
     for repeat in range(args.repeats):
@@ -170,9 +186,7 @@ def measure(args, agents, settings, observations: np.ndarray) -> dict[str, Any]:
                 continue
             setting = settings[key]
             agent = agents[setting["agent"]]
-            agent.sampler = dataclasses.replace(
-                samplers[setting["agent"]], solver=setting["solver"], n_steps=setting["steps"]
-            )
+            act_as(agent, setting, samplers[setting["agent"]])
             agent.predict(one, deterministic=True)
             samples[(kind, key)]["b1"].append(
                 bu.seconds_per_call(lambda a=agent: a.predict(one, deterministic=True), args.calls)
@@ -182,8 +196,13 @@ def measure(args, agents, settings, observations: np.ndarray) -> dict[str, Any]:
             )
         print(f"repeat {repeat + 1}/{args.repeats} done", flush=True)
     for name, agent in agents.items():
-        agent.sampler = samplers[name]
+        agent.sampler, agent.one_step_acting = samplers[name], one_step_acting[name]
     return samples
+
+
+def floor_key(setting: dict[str, Any]) -> str:
+    """The acting network a setting's floor is one forward of: ``flow``, ``flow one-step``..."""
+    return setting["agent"] + (" one-step" if setting["one_step"] else "")
 
 
 def summarise(args, agents, settings, samples) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -192,8 +211,8 @@ def summarise(args, agents, settings, samples) -> tuple[list[dict[str, Any]], di
     for index, setting in enumerate(settings):
         b1 = samples[("setting", index)]["b1"]
         bN = samples[("setting", index)]["bN"]
-        f1 = samples[("floor", setting["agent"])]["b1"]
-        fN = samples[("floor", setting["agent"])]["bN"]
+        f1 = samples[("floor", floor_key(setting))]["b1"]
+        fN = samples[("floor", floor_key(setting))]["bN"]
         nfe = setting["nfe"]
         rows.append(
             {
@@ -208,11 +227,12 @@ def summarise(args, agents, settings, samples) -> tuple[list[dict[str, Any]], di
             }
         )
     floors = {
-        name: {
-            "forward_b1_ms": 1e3 * bu.median(samples[("floor", name)]["b1"]),
-            f"forward_b{n_batch}_ms": 1e3 * bu.median(samples[("floor", name)]["bN"]),
+        key: {
+            "forward_b1_ms": 1e3 * bu.median(samples[("floor", key)]["b1"]),
+            f"forward_b{n_batch}_ms": 1e3 * bu.median(samples[("floor", key)]["bN"]),
         }
-        for name in agents
+        for kind, key in samples
+        if kind == "floor"
     }
     comparison = {}
     defaults = {row["agent"]: i for i, row in enumerate(settings) if row["default"]}
@@ -236,11 +256,11 @@ def add_scores(args, agents, rows, buffer_metadata) -> None:
         env_id = bu.env_id_of(metadata, args.env)
         reference = reference_scores({**metadata, "env_id": env_id})
         env = make_env(env_id)
-        original = agent.sampler
+        original, one_step_acting = agent.sampler, agent.one_step_acting
         for row in rows:
             if row["agent"] != name:
                 continue
-            agent.sampler = dataclasses.replace(original, solver=row["solver"], n_steps=row["steps"])
+            act_as(agent, row, original)
             start = time.perf_counter()
             result = evaluate(agent, env, args.episodes, deterministic=False, seed=0, reference=reference)
             row.update(
@@ -250,7 +270,7 @@ def add_scores(args, agents, rows, buffer_metadata) -> None:
                 eval_s=time.perf_counter() - start,
             )
             print(f"{name} {row['solver']} x{row['steps']}: {result}", flush=True)
-        agent.sampler = original
+        agent.sampler, agent.one_step_acting = original, one_step_acting
         env.close()
 
 
@@ -291,7 +311,7 @@ def print_report(args, rows, extra) -> None:
         f"{name}: {f['forward_b1_ms']:.3f} ms (b=1), {f[f'forward_b{n}_ms']:.3f} ms (b={n})"
         for name, f in extra["floors"].items()
     )
-    print(f"\nOne actor_ema forward (median): {floors}.")
+    print(f"\nOne forward of the acting network (median): {floors}.")
     comparison = extra["defaults"]
     if comparison:
         print(
@@ -303,7 +323,7 @@ def print_report(args, rows, extra) -> None:
         f"\nNotes: medians over {args.repeats} interleaved repeats; each batch-1 value averages {args.calls} calls, "
         f"each batch-{n} value {args.batch_calls} calls (floors: {FLOOR_CALLS_FACTOR}x as many forwards); predict(deterministic=True) on dataset observations; CPU, "
         f"{torch.get_num_threads()} torch thread(s). 'predict / floor' = predict time / (NFE x one forward of "
-        "policy.actor_ema at the same batch, torch.inference_mode), ratio taken within each repeat."
+        "the acting network (actor_ema, or the one-step policy) at the same batch, torch.inference_mode), ratio taken within each repeat."
         + (
             f" Scores: {args.episodes} episodes per setting, D4RL-normalised, mean ± std over episodes."
             if any(r.get("score") is not None for r in rows)

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Share the cores between pytest-xdist workers: each worker's torch (and the Python
+    processes its tests start) gets ``cores // workers`` threads unless OMP_NUM_THREADS is set.
+    Left at torch's default, every worker spins one thread per core and the suite runs several
+    times slower."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1 and "OMP_NUM_THREADS" not in os.environ:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        torch.set_num_threads(threads)
+
 
 DATASET_ID = "test/hopper/random-v0"
 # Episode lengths are capped so the data stays tiny; the last episode is cut early (truncated).

@@ -57,6 +57,16 @@ def write_save_file(path: str | os.PathLike, data: dict[str, Any], tensors: dict
     return path
 
 
+def read_save_data(path: str | os.PathLike) -> dict[str, Any]:
+    """Read only a save file's ``data.json`` (hyperparameters, spaces, counters), no tensors.
+
+    Raises the errors of :func:`read_save_file`.
+    """
+    path, archive = _open_save_file(path)
+    with archive:
+        return _read_data(path, archive)
+
+
 def read_save_file(
     path: str | os.PathLike, device: torch.device | str = "cpu"
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -66,38 +76,11 @@ def read_save_file(
         FileNotFoundError: no file at ``path`` (nor at ``path + ".zip"``).
         SaveFileError: not a zip, not a qipo_agents save, a newer format, or a damaged member.
     """
-    path = Path(path)
-    if not path.exists():
-        if not zip_path(path).exists():
-            raise FileNotFoundError(f"no saved agent at {path} (nor {zip_path(path)})")
-        path = zip_path(path)
-    try:
-        archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise SaveFileError(f"{path} is not a qipo_agents save file (not a readable zip archive: {exc})") from exc
+    path, archive = _open_save_file(path)
     with archive:
-        names = set(archive.namelist())
-        if "data.json" not in names:
-            hint = " It looks like a Stable-Baselines3 model." if "policy.pth" in names else ""
-            raise SaveFileError(f"{path} is not a qipo_agents save file (it has no data.json).{hint}")
-        try:
-            data = json.loads(archive.read("data.json"))
-        except (ValueError, zipfile.BadZipFile) as exc:
-            raise SaveFileError(f"{path} is corrupt: its data.json cannot be read ({exc})") from exc
-        if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
-            raise SaveFileError(
-                f"{path} is not a qipo_agents save file (its data.json has format "
-                f"{data.get('format') if isinstance(data, dict) else None!r}); "
-                "Stable-Baselines3 models load with their own classes"
-            )
-        version = data.get("format_version")
-        if not isinstance(version, int) or version > FORMAT_VERSION:
-            raise SaveFileError(
-                f"{path} was written in save format {version!r} by qipo_agents {data.get('qipo_agents_version')}, "
-                f"but this qipo_agents reads format <= {FORMAT_VERSION}; upgrade qipo_agents to load it"
-            )
+        data = _read_data(path, archive)
         tensors = {}
-        for name in sorted(names):
+        for name in sorted(archive.namelist()):
             if not name.endswith(".pth"):
                 continue
             try:
@@ -105,6 +88,44 @@ def read_save_file(
             except Exception as exc:  # a damaged member raises zlib, pickle or torch errors
                 raise SaveFileError(f"{path} is corrupt: its member {name} cannot be loaded ({exc})") from exc
     return data, tensors
+
+
+def _open_save_file(path: str | os.PathLike) -> tuple[Path, zipfile.ZipFile]:
+    """The save file at ``path`` (or ``path + ".zip"``), opened as a zip archive."""
+    path = Path(path)
+    if not path.exists():
+        if not zip_path(path).exists():
+            raise FileNotFoundError(f"no saved agent at {path} (nor {zip_path(path)})")
+        path = zip_path(path)
+    try:
+        return path, zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise SaveFileError(f"{path} is not a qipo_agents save file (not a readable zip archive: {exc})") from exc
+
+
+def _read_data(path: Path, archive: zipfile.ZipFile) -> dict[str, Any]:
+    """The archive's ``data.json``, checked to be a qipo_agents save of a format this version reads."""
+    names = set(archive.namelist())
+    if "data.json" not in names:
+        hint = " It looks like a Stable-Baselines3 model." if "policy.pth" in names else ""
+        raise SaveFileError(f"{path} is not a qipo_agents save file (it has no data.json).{hint}")
+    try:
+        data = json.loads(archive.read("data.json"))
+    except (ValueError, zipfile.BadZipFile) as exc:
+        raise SaveFileError(f"{path} is corrupt: its data.json cannot be read ({exc})") from exc
+    if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
+        raise SaveFileError(
+            f"{path} is not a qipo_agents save file (its data.json has format "
+            f"{data.get('format') if isinstance(data, dict) else None!r}); "
+            "Stable-Baselines3 models load with their own classes"
+        )
+    version = data.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise SaveFileError(
+            f"{path} was written in save format {version!r} by qipo_agents {data.get('qipo_agents_version')}, "
+            f"but this qipo_agents reads format <= {FORMAT_VERSION}; upgrade qipo_agents to load it"
+        )
+    return data
 
 
 def _json_default(obj: Any) -> Any:

@@ -130,7 +130,7 @@ class QIPO(OfflineAlgorithm):
     #: (``qipo-zoo train --start-from``), the earlier phases' work stays valid.
     refinement_settings = frozenset(
         "beta min_effective_support n_support_actions include_dataset_action renew_interval n_support_states "
-        "policy_batch_size policy_learning_rate policy_tau distill_batch_size distill_learning_rate "
+        "policy_batch_size policy_learning_rate policy_tau distill_steps distill_batch_size distill_learning_rate "
         "one_step_acting n_sampling_steps solver best_of_n acting_temperature sampling_chunk_size".split()
     )
 
@@ -217,6 +217,9 @@ class QIPO(OfflineAlgorithm):
         self.path: ProbabilityPath = make_path(self.path_name, **self.path_kwargs)
         self.path.check_solver(solver, n_sampling_steps)
         self.schedule = PhaseSchedule(**schedule) if schedule else None
+        if self.schedule is not None and self.schedule.distill_steps == 0 and distill_steps > 0:
+            # an agent trained without distillation, loaded with distill_steps: distil it next
+            self.schedule = dataclasses.replace(self.schedule, distill_steps=distill_steps)
         self.observation_normalizer = ObservationNormalizer(enabled=normalize_observations)
         self.reward_scaler = RewardScaler(reward_scaling)
         self.policy: QIPOPolicy | None = None
@@ -328,9 +331,6 @@ class QIPO(OfflineAlgorithm):
         if self.schedule is None:
             configured = PhaseSchedule(self.behavior_steps, self.critic_steps, self.policy_steps, self.distill_steps)
             self.schedule = configured if total_timesteps is None else configured.scaled_to(int(total_timesteps))
-        elif self.schedule.distill_steps == 0 and self.distill_steps > 0:
-            # an agent trained without distillation, loaded with distill_steps: distil it next
-            self.schedule = dataclasses.replace(self.schedule, distill_steps=self.distill_steps)
         if reset_num_timesteps:
             self.num_timesteps = 0
         if total_timesteps is None:

@@ -106,7 +106,7 @@ class TaskConfig:
         reference_scores: ``[random, expert]`` returns of the D4RL-normalised score
             ``100 (R - random) / (expert - random)``; None: the dataset's own.
         n_timesteps: total gradient steps, split over the phases in the proportions of
-            ``behavior_steps : critic_steps : policy_steps``; None: exactly those steps.
+            ``behavior_steps : critic_steps : policy_steps : distill_steps``; None: exactly those steps.
         eval_freq: gradient steps between evaluations (0: none during training).
         n_eval_episodes: episodes per evaluation during training.
         n_final_eval_episodes: episodes of the final evaluation (10 in the D4RL protocol).
@@ -146,13 +146,14 @@ class TaskConfig:
 
     @property
     def planned_timesteps(self) -> int:
-        """Gradient steps a full run takes: ``n_timesteps``, else the sum of the three phases."""
+        """Gradient steps a full run takes: ``n_timesteps``, else the sum of the phases (the
+        distillation's included)."""
         if self.n_timesteps is not None:
             return self.n_timesteps
         defaults = _qipo_defaults()
         return sum(
             int(self.hyperparams.get(name, defaults[name]))
-            for name in ("behavior_steps", "critic_steps", "policy_steps")
+            for name in ("behavior_steps", "critic_steps", "policy_steps", "distill_steps")
         )
 
     def to_dict(self) -> dict[str, Any]:

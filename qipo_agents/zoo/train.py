@@ -40,7 +40,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 from qipo_agents.common.atomic import write_text_atomic
 from qipo_agents.common.callbacks import CheckpointCallback, EvalCallback, ProgressBarCallback
 from qipo_agents.common.evaluation import EvaluationResult, check_env_spaces, evaluate, reference_scores
-from qipo_agents.common.save_format import read_save_file
+from qipo_agents.common.save_format import read_save_data
 from qipo_agents.data.buffer import OfflineBuffer
 from qipo_agents.data.sources import make_buffer
 from qipo_agents.errors import ConfigError, DatasetNotFoundError, QIPOError
@@ -156,7 +156,7 @@ def check_start_checkpoint(config: TaskConfig, checkpoint: str | Path, changed: 
     """
     checkpoint = Path(checkpoint)
     try:
-        data, _ = read_save_file(checkpoint)
+        data = read_save_data(checkpoint)
     except (FileNotFoundError, QIPOError) as error:
         raise ConfigError(f"--start-from {checkpoint}: {error}") from error
     agent_class = config.agent_class

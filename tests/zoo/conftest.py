@@ -17,6 +17,7 @@ TINY = [
     "behavior_steps=40",
     "critic_steps=30",
     "policy_steps=30",
+    "distill_steps=0",
     "behavior_batch_size=64",
     "critic_batch_size=64",
     "policy_batch_size=64",

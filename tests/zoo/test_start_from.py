@@ -80,8 +80,9 @@ def test_a_run_from_the_end_of_the_critic_equals_the_uninterrupted_run(finished_
     assert config["start_from"].endswith(f"qipo_{CRITIC_END}_steps.zip")
     assert "--start-from" in (warm / "command.txt").read_text()
 
-    # another refinement: the critic is the checkpoint's, the acting policy is refined differently
-    _start_from(finished_run, tiny_task_file, "beta=0.0", "policy_learning_rate=0.01")
+    # another refinement, then a distillation: the critic is the checkpoint's, the acting policy is
+    # refined differently and distilled into a one-step policy
+    _start_from(finished_run, tiny_task_file, "beta=0.0", "policy_learning_rate=0.01", "distill_steps=5")
     other = finished_run.parent / "tiny-hopper_3"
     checkpoint = finished_run / "checkpoints" / f"qipo_{CRITIC_END}_steps.zip"
     critic = _parameters(checkpoint, "critic.")
@@ -91,6 +92,9 @@ def test_a_run_from_the_end_of_the_critic_equals_the_uninterrupted_run(finished_
     assert any(
         not torch.equal(value, _parameters(warm / "tiny-hopper.zip", "actor_ema.")[k]) for k, value in refined.items()
     )
+    distilled = QIPOFlow.load(other / "tiny-hopper.zip", device="cpu")
+    assert distilled.schedule.distill_steps == 5 and distilled.num_timesteps == distilled.schedule.total
+    assert distilled.policy.one_step is not None
 
 
 def test_checkpoints_that_cannot_start_a_run_are_clear_errors(finished_run, tiny_task_file):
