@@ -276,6 +276,15 @@ def _restore_evaluations(evaluation: EvalCallback, run_dir: Path, resumed_at: in
         evaluation.best_mean_reward = max(evaluation.best_mean_reward, entry["mean_return"])
 
 
+def _carry_evaluations(checkpoint: Path, run_dir: Path) -> None:
+    """Begin a run started from ``checkpoint`` with the evaluations that the checkpoint's own run
+    made (``<run>/checkpoints/<name>.zip``, when that run folder is there): the behaviour model's
+    scores stay beside the refined policy's. ``_learn`` keeps those up to the checkpoint's step."""
+    source = checkpoint.parent.parent / EVALUATIONS_FILE
+    if checkpoint.parent.name == CHECKPOINT_DIR and source.is_file():
+        write_text_atomic(run_dir / EVALUATIONS_FILE, source.read_text())
+
+
 def _learn(
     agent,
     config: TaskConfig,
@@ -420,6 +429,7 @@ def train_task(
     if start_from is None:
         _learn(agent, config, run_dir, env, config.n_timesteps, seed, False, progress, echo, after_eval)
     else:
+        _carry_evaluations(Path(start_from), run_dir)
         _learn(agent, config, run_dir, env, planned - agent.num_timesteps, seed, True, progress, echo, after_eval)
     if agent.num_timesteps < planned:
         path = agent.save(model_path(run_dir, config.name))

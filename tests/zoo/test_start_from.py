@@ -62,6 +62,10 @@ def _final(run: Path) -> float:
     return json.loads((run / "final_eval.json").read_text())["normalized_mean"]
 
 
+def _evaluations(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "evaluations.jsonl").read_text().splitlines()]
+
+
 def _parameters(path: Path, prefix: str) -> dict[str, torch.Tensor]:
     state = QIPOFlow.load(path, device="cpu").policy.state_dict()
     return {k: v for k, v in state.items() if k.startswith(prefix)}
@@ -72,6 +76,11 @@ def test_a_run_from_the_end_of_the_critic_equals_the_uninterrupted_run(finished_
     warm = finished_run.parent / "tiny-hopper_2"
     assert f"from step {CRITIC_END} of" in result.output
     assert _final(warm) == pytest.approx(_final(finished_run), abs=1e-9)
+    # the evaluation made before the checkpoint (step 50) is carried over, the later one made again
+    assert _evaluations(warm) == _evaluations(finished_run) and [e["timesteps"] for e in _evaluations(warm)] == [
+        50,
+        100,
+    ]
     for prefix in ("actor_ema.", "critic."):
         expected = _parameters(finished_run / "tiny-hopper.zip", prefix)
         for name, value in _parameters(warm / "tiny-hopper.zip", prefix).items():
