@@ -54,7 +54,8 @@ def read_run(run_dir: Path) -> dict[str, Any] | None:
         "behavior_score": before[-1]["normalized_mean"] if before else None,
         "behavior_episodes": len(before[-1]["returns"]) if before else 0,
         "steps": final["num_timesteps"],
-        "wall_s": final_path.stat().st_mtime - started,
+        # a run started from a checkpoint (train --start-from) trained only its last phases
+        "wall_s": None if config.get("start_from") else final_path.stat().st_mtime - started,
     }
 
 
@@ -110,6 +111,10 @@ def task_of_datasets(datasets: list[str]) -> str:
     return f"local-{env}-{'-'.join(kinds)}"
 
 
+def _median(values: list[float]) -> float | None:
+    return float(np.median(values)) if values else None
+
+
 def summarise(records: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
     grouped: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     for record in records:
@@ -127,7 +132,7 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, An
                 "seeds": [r["seed"] for r in runs],
                 "scores": scores.tolist(),
                 "steps": runs[0]["steps"],
-                "wall_s_median": float(np.median([r["wall_s"] for r in runs])),
+                "wall_s_median": _median([r["wall_s"] for r in runs if r["wall_s"] is not None]),
             }
             behaviour = [r.get("behavior_score") for r in runs]
             if all(b is not None for b in behaviour) and method in ("flow", "diffusion"):

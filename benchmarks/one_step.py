@@ -1,7 +1,8 @@
 """One-step acting: distil trained agents into a one-step policy, then score and time both policies.
 
 For every saved agent the script loads it with ``distill_steps=N`` and its own dataset, trains the
-distillation phase (the earlier phases are not repeated), and evaluates the multi-step sampler and
+distillation phase (the earlier phases are not repeated; an agent its own run already distilled,
+as the zoo's QIPOFlow CPU profile does, is taken as it is), and evaluates the multi-step sampler and
 the one-step policy on the same episodes (episode ``i`` resets with seed ``i``), with sampled and
 zero-noise actions. It then times ``predict`` at batch 1 and ``--batch-size`` for both policies,
 in torch and, exported, in onnxruntime, beside the floor of one forward of the acting network
@@ -37,6 +38,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         epilog="Set MINARI_DATASETS_PATH to the folder scripts/make_local_datasets.py wrote, for the local datasets.",
     )
     parser.add_argument("--agents", nargs="+", required=True, help="saved agents (.zip) to distil")
+    parser.add_argument(
+        "--dataset", nargs="+", help="the agents' data (ids or paths; default: the ids each agent was trained on)"
+    )
     parser.add_argument("--distill-steps", type=int, default=20_000, help="gradient steps of the distillation")
     parser.add_argument("--episodes", type=int, default=10, help="evaluation episodes per policy and acting rule")
     parser.add_argument("--n-envs", type=int, default=10, help="episodes run at once")
@@ -94,13 +98,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     results, score_rows, latency_rows = [], [], []
     for path in args.agents:
         probe = QIPO.load(path, device="cpu")
-        buffer = bu.load_buffer(probe.dataset_metadata["dataset_ids"])
-        agent = QIPO.load(path, device="cpu", dataset=buffer, distill_steps=args.distill_steps, verbose=0)
-        started = time.perf_counter()
-        agent.learn(reset_num_timesteps=False)
-        distill_seconds = time.perf_counter() - started
-        if args.save_dir:
-            agent.save(Path(args.save_dir) / Path(path).stem)
+        buffer = bu.load_buffer(args.dataset or probe.dataset_metadata["dataset_ids"])
+        distilled = probe.acts_in_one_step  # distilled by its own run (the zoo's QIPOFlow CPU profile)
+        overrides = {} if distilled else {"distill_steps": args.distill_steps}
+        agent = QIPO.load(path, device="cpu", dataset=buffer, verbose=0, **overrides)
+        distill_seconds = None
+        if not distilled:
+            started = time.perf_counter()
+            agent.learn(reset_num_timesteps=False)
+            distill_seconds = time.perf_counter() - started
+            if args.save_dir:
+                agent.save(Path(args.save_dir) / Path(path).stem)
         env_id = bu.env_id_of(agent.dataset_metadata, None)
         reference = reference_scores({**agent.dataset_metadata, "env_id": env_id})
         observations = buffer.observations[:4].astype(np.float32)
@@ -120,7 +128,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "agent": path,
                 "class": type(agent).__name__,
                 "env": env_id,
-                "distill_steps": args.distill_steps,
+                "distill_steps": agent.schedule.distill_steps,
                 "distill_seconds": distill_seconds,
                 "scores": scores,
                 "latency_s": timing,

@@ -187,29 +187,43 @@ class CheckpointCallback(BaseCallback):
     """Save the agent every ``save_freq`` gradient steps, atomically, keeping the last ``keep`` files.
 
     Files are ``save_path/<name_prefix>_<steps>_steps.zip``; a run that is interrupted keeps its
-    last complete checkpoint (:meth:`latest` finds it to resume).
+    last complete checkpoint (:meth:`latest` finds it to resume). For a QIPO agent the agent at the
+    end of its critic phase is saved too and never removed: a run of other refinement settings
+    starts from it (``qipo-zoo train --start-from``).
     """
 
     def __init__(self, save_freq: int, save_path: str | os.PathLike, name_prefix: str = "qipo", keep: int = 2):
         super().__init__()
         self.save_freq, self.save_path, self.name_prefix, self.keep = save_freq, Path(save_path), name_prefix, keep
+        self.kept_steps: set[int] = set()
+
+    def _on_training_start(self) -> None:
+        schedule = getattr(self.model, "schedule", None)
+        self.kept_steps = {schedule.refinement_start} if schedule is not None else set()
 
     def _on_step(self) -> bool:
-        if self.save_freq > 0 and self.model.num_timesteps % self.save_freq == 0:
+        step = self.model.num_timesteps
+        if self.save_freq > 0 and (step % self.save_freq == 0 or step in self.kept_steps):
             self.save()
         return True
 
     def save(self) -> Path:
         path = self.model.save(self.save_path / f"{self.name_prefix}_{self.model.num_timesteps}_steps")
         for old in self.checkpoints(self.save_path, self.name_prefix)[: -self.keep]:
-            old.unlink(missing_ok=True)
+            if self.step_of(old) not in self.kept_steps:
+                old.unlink(missing_ok=True)
         return path
+
+    @staticmethod
+    def step_of(checkpoint: Path) -> int:
+        """The gradient step a checkpoint file was saved at (from its name)."""
+        return int(checkpoint.stem.split("_")[-2])
 
     @staticmethod
     def checkpoints(save_path: str | os.PathLike, name_prefix: str = "qipo") -> list[Path]:
         """Checkpoint files in ``save_path``, oldest first."""
         files = Path(save_path).glob(f"{name_prefix}_*_steps.zip")
-        return sorted(files, key=lambda p: int(p.stem.split("_")[-2]))
+        return sorted(files, key=CheckpointCallback.step_of)
 
     @classmethod
     def latest(cls, save_path: str | os.PathLike, name_prefix: str = "qipo") -> Path | None:

@@ -34,6 +34,11 @@ class PhaseSchedule:
     def total(self) -> int:
         return self.behavior_steps + self.critic_steps + self.policy_steps + self.distill_steps
 
+    @property
+    def refinement_start(self) -> int:
+        """The step at which the critic phase ends and the refinement begins."""
+        return self.behavior_steps + self.critic_steps
+
     def phase_at(self, step: int) -> str:
         if step < self.behavior_steps:
             return BEHAVIOR

@@ -19,7 +19,8 @@ from qipo_agents.zoo.tune import load_study
 from .conftest import TINY, invoke
 
 CRITIC_END = 70  # behavior_steps + critic_steps of TINY
-SAVE_AT_CRITIC_END = [*TINY, f"checkpoint_freq={CRITIC_END // 2}"]  # checkpoints at steps 35 and 70
+# checkpoints every 20 steps keep the last two (80 and 100) and the one at the end of the critic phase
+SAVE_AT_CRITIC_END = [*TINY, "checkpoint_freq=20"]
 
 
 @pytest.fixture
@@ -72,6 +73,8 @@ def _parameters(path: Path, prefix: str) -> dict[str, torch.Tensor]:
 
 
 def test_a_run_from_the_end_of_the_critic_equals_the_uninterrupted_run(finished_run, tiny_task_file):
+    kept = sorted(path.name for path in (finished_run / "checkpoints").iterdir())
+    assert kept == [f"qipo_{step}_steps.zip" for step in (100, CRITIC_END, 80)]  # sorted by name
     result = _start_from(finished_run, tiny_task_file)
     warm = finished_run.parent / "tiny-hopper_2"
     assert f"from step {CRITIC_END} of" in result.output
@@ -111,17 +114,15 @@ def test_checkpoints_that_cannot_start_a_run_are_clear_errors(finished_run, tiny
     assert "other settings than task tiny-hopper sets for its behaviour and critic phases: gamma" in result.output
     assert "only the refinement's settings may change" in result.output
 
-    mid_warmup = finished_run / "checkpoints" / f"qipo_{CRITIC_END // 2}_steps.zip"
+    mid_refinement = finished_run / "checkpoints" / "qipo_80_steps.zip"
     args = ["train", "tiny-hopper", "--config", tiny_task_file, "--device", "cpu", "--log-folder", finished_run.parent]
-    result = invoke(*args, "--start-from", mid_warmup, "--hyperparams", *SAVE_AT_CRITIC_END, expect=1)
-    assert (
-        f"was saved at step {CRITIC_END // 2}; a run can start from the end of the critic phase only" in result.output
-    )
+    result = invoke(*args, "--start-from", mid_refinement, "--hyperparams", *SAVE_AT_CRITIC_END, expect=1)
+    assert "was saved at step 80; a run can start from the end of the critic phase only" in result.output
 
-    result = invoke(*args, "--start-from", mid_warmup, "--seeds", "1", "2", "--hyperparams", *TINY, expect=2)
+    result = invoke(*args, "--start-from", mid_refinement, "--seeds", "1", "2", "--hyperparams", *TINY, expect=2)
     assert "drop --seeds and --resume" in result.output
 
-    result = invoke(*args, "--algo", "diffusion", "--start-from", mid_warmup, "--hyperparams", *TINY, expect=1)
+    result = invoke(*args, "--algo", "diffusion", "--start-from", mid_refinement, "--hyperparams", *TINY, expect=1)
     assert "holds a QIPOFlow agent; task tiny-hopper trains QIPODiffusion" in result.output
 
 
