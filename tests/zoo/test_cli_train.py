@@ -23,7 +23,8 @@ def test_train_writes_a_complete_run_folder(tiny_task_file, tmp_path):
     for name in ("config.yml", "command.txt", "progress.csv", "evaluations.jsonl", "best_model.zip", "tiny-hopper.zip"):
         assert (run / name).is_file(), name
     assert list(run.glob("events.out.tfevents.*")), "TensorBoard events"
-    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["qipo_40_steps.zip", "qipo_80_steps.zip"]
+    # every 40 steps and at the end of the critic phase (70); the latest two are kept
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["qipo_70_steps.zip", "qipo_80_steps.zip"]
     config = yaml.safe_load((run / "config.yml").read_text())
     assert (config["task"], config["algo"], config["profile"], config["seed"]) == ("tiny-hopper", "diffusion", "cpu", 3)
     assert config["hyperparams"]["behavior_steps"] == 40 and config["hyperparams"]["reward_scaling"] == "locomotion"
