@@ -465,6 +465,7 @@ def tune(
     type=click.IntRange(min=1),
     help="act with the best of N sampled actions by Q [default: the agent's own best_of_n]",
 )
+@click.option("--sampler", is_flag=True, help="act with the multi-step sampler, not a distilled one-step policy")
 @_user_errors
 def eval_command(
     run_or_model: str,
@@ -475,11 +476,12 @@ def eval_command(
     device: str,
     deterministic: bool | None,
     best_of_n: int | None,
+    sampler: bool,
 ) -> None:
     """Evaluate a run folder's agent (or a saved agent zip): mean ± std return and D4RL-normalised score."""
     from qipo_agents.zoo.evaluate import evaluate_target
 
-    evaluated = evaluate_target(run_or_model, episodes, seed, video, env_id, device, deterministic, best_of_n)
+    evaluated = evaluate_target(run_or_model, episodes, seed, video, env_id, device, deterministic, best_of_n, sampler)
     click.echo(f"{evaluated.model} in {evaluated.env_id}: {evaluated.result}")
     if evaluated.video is not None:
         click.echo(f"video of episode 1: {evaluated.video}")

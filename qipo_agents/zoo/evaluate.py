@@ -54,6 +54,7 @@ def evaluate_target(
     device: str = "auto",
     deterministic: bool | None = None,
     best_of_n: int | None = None,
+    sampler: bool = False,
 ) -> Evaluated:
     """Evaluate the agent of a run folder (its config's env and reference scores) or of a model zip.
 
@@ -63,6 +64,7 @@ def evaluate_target(
         env_id: evaluation env for a bare model (default: the env recorded with its dataset).
         deterministic: None: the run's ``deterministic_eval`` (sampled actions for a bare model).
         best_of_n: act with the best of N sampled actions by Q (None: the agent's own ``best_of_n``).
+        sampler: act with the multi-step sampler even if the agent was distilled to one step.
     """
     from qipo_agents.qipo.algorithm import QIPO
 
@@ -71,6 +73,8 @@ def evaluate_target(
         use_offscreen_rendering()
     path, run = locate_model(target)
     overrides = {} if best_of_n is None else {"best_of_n": best_of_n}  # validated by QIPO's constructor
+    if sampler:
+        overrides["one_step_acting"] = False
     agent = QIPO.load(path, device=device, **overrides)
     if run is not None and env_id is None:
         config = run["config"]
