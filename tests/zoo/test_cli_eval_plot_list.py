@@ -28,41 +28,37 @@ def test_eval_a_run_folder_and_a_model_file(trained_run):
     assert "in Hopper-v5" in invoke("eval", model, "--episodes", "1").output
 
 
-def test_eval_best_of_n_overrides_the_saved_choice(trained_run, monkeypatch):
+@pytest.fixture
+def evaluated_agents(monkeypatch) -> list:
+    """The agents `qipo-zoo eval` evaluates, in order."""
     import qipo_agents.zoo.evaluate as zoo_evaluate
 
-    seen = []
+    agents = []
     real_evaluate = zoo_evaluate.evaluate
 
     def recording_evaluate(agent, *args, **kwargs):
-        seen.append(agent.best_of_n)
+        agents.append(agent)
         return real_evaluate(agent, *args, **kwargs)
 
     monkeypatch.setattr(zoo_evaluate, "evaluate", recording_evaluate)
+    return agents
+
+
+def test_eval_best_of_n_overrides_the_saved_choice(trained_run, evaluated_agents):
     saved = QIPO.load(trained_run / "hopper-medium-mini.zip", device="cpu").best_of_n
     invoke("eval", trained_run, "--episodes", "1")
     invoke("eval", trained_run, "--episodes", "1", "--best-of-n", "3")
-    assert seen == [saved, 3]
+    assert [agent.best_of_n for agent in evaluated_agents] == [saved, 3]
     assert "--best-of-n" in invoke("eval", trained_run, "--best-of-n", "0", expect=2).output
 
 
-def test_eval_acts_with_the_sampler_on_request(tiny_task_file, tmp_path, monkeypatch):
-    import qipo_agents.zoo.evaluate as zoo_evaluate
-
+def test_eval_acts_with_the_sampler_on_request(tiny_task_file, tmp_path, evaluated_agents):
     logs = tmp_path / "logs"
     invoke(*train_args("tiny-hopper", logs, "--config", tiny_task_file), "distill_steps=5", "n_final_eval_episodes=0")
-    seen = []
-    real_evaluate = zoo_evaluate.evaluate
-
-    def recording_evaluate(agent, *args, **kwargs):
-        seen.append(agent.acts_in_one_step)
-        return real_evaluate(agent, *args, **kwargs)
-
-    monkeypatch.setattr(zoo_evaluate, "evaluate", recording_evaluate)
     run = logs / "flow" / "tiny-hopper_1"
     invoke("eval", run, "--episodes", "1")
     invoke("eval", run, "--episodes", "1", "--sampler")
-    assert seen == [True, False]
+    assert [agent.acts_in_one_step for agent in evaluated_agents] == [True, False]
 
 
 def test_eval_writes_a_gif_of_one_episode(trained_run, tmp_path, monkeypatch):
