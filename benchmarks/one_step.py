@@ -2,7 +2,7 @@
 
 For every saved agent the script loads it with ``distill_steps=N`` and its own dataset, trains the
 distillation phase (the earlier phases are not repeated; an agent its own run already distilled,
-as the zoo's QIPOFlow CPU profile does, is taken as it is), and evaluates the multi-step sampler and
+with ``distill_steps > 0``, is taken as it is), and evaluates the multi-step sampler and
 the one-step policy on the same episodes (episode ``i`` resets with seed ``i``), with sampled and
 zero-noise actions. It then times ``predict`` at batch 1 and ``--batch-size`` for both policies,
 in torch and, exported, in onnxruntime, beside the floor of one forward of the acting network
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for path in args.agents:
         probe = QIPO.load(path, device="cpu")
         buffer = bu.load_buffer(args.dataset or probe.dataset_metadata["dataset_ids"])
-        distilled = probe.acts_in_one_step  # distilled by its own run (the zoo's QIPOFlow CPU profile)
+        distilled = probe.acts_in_one_step  # distilled by its own run (trained with distill_steps > 0)
         overrides = {} if distilled else {"distill_steps": args.distill_steps}
         agent = QIPO.load(path, device="cpu", dataset=buffer, verbose=0, **overrides)
         distill_seconds = None

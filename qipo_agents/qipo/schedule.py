@@ -42,9 +42,9 @@ class PhaseSchedule:
     def phase_at(self, step: int) -> str:
         if step < self.behavior_steps:
             return BEHAVIOR
-        if step < self.behavior_steps + self.critic_steps:
+        if step < self.refinement_start:
             return CRITIC
-        if self.distill_steps == 0 or step < self.behavior_steps + self.critic_steps + self.policy_steps:
+        if self.distill_steps == 0 or step < self.refinement_start + self.policy_steps:
             return POLICY
         return DISTILL
 
