@@ -8,6 +8,8 @@ checkpoint and exits with status 130.
 from __future__ import annotations
 
 import functools
+import json
+import os
 import shlex
 import sys
 from collections.abc import Callable, Sequence
@@ -224,8 +226,7 @@ def train(
     With --seeds, one such run per seed (--n-jobs at a time) and LOG_FOLDER/ALGO/TASK_seeds_N.json
     with their scores and aggregate.
     """
-    import json
-
+    from qipo_agents.common.atomic import write_text_atomic
     from qipo_agents.zoo.config import load_task, parse_overrides
     from qipo_agents.zoo.train import TrainingInterrupted, read_run_config, resume_run, run_dirs, train_task
 
@@ -310,7 +311,7 @@ def train(
         click.echo(f"final evaluation after {result.num_timesteps} steps: {result.final}")
     click.echo(f"run folder: {result.run_dir}")
     if result_file is not None:
-        Path(result_file).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+        write_text_atomic(result_file, json.dumps(result.to_dict(), indent=2) + "\n")
 
 
 def _train_args(
@@ -466,6 +467,11 @@ def tune(
     help="act with the best of N sampled actions by Q [default: the agent's own best_of_n]",
 )
 @click.option("--sampler", is_flag=True, help="act with the multi-step sampler, not a distilled one-step policy")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    help="also write the evaluation as JSON here (final_eval.json's fields, with the model and acting rule)",
+)
 @_user_errors
 def eval_command(
     run_or_model: str,
@@ -477,14 +483,32 @@ def eval_command(
     deterministic: bool | None,
     best_of_n: int | None,
     sampler: bool,
+    out: str | None,
 ) -> None:
     """Evaluate a run folder's agent (or a saved agent zip): mean ± std return and D4RL-normalised score."""
+    from qipo_agents.common.atomic import write_text_atomic
     from qipo_agents.zoo.evaluate import evaluate_target
 
+    if out is not None:
+        _check_output_file(out)
     evaluated = evaluate_target(run_or_model, episodes, seed, video, env_id, device, deterministic, best_of_n, sampler)
     click.echo(f"{evaluated.model} in {evaluated.env_id}: {evaluated.result}")
     if evaluated.video is not None:
         click.echo(f"video of episode 1: {evaluated.video}")
+    if out is not None:
+        written = write_text_atomic(out, json.dumps(evaluated.report, indent=2) + "\n")
+        click.echo(f"wrote {written}")
+
+
+def _check_output_file(path: str) -> None:
+    """Fail before a long evaluation, not after it, when ``path`` cannot be written."""
+    folder = Path(path).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(f"--out {path}: cannot create its folder {folder} ({error.strerror})") from error
+    if not os.access(folder, os.W_OK):
+        raise ConfigError(f"--out {path}: its folder {folder} is not writable")
 
 
 # ---------------------------------------------------------------------------------------------- export

@@ -13,6 +13,7 @@ from qipo_agents.zoo.envs import check_video_path, make_env, use_offscreen_rende
 from qipo_agents.zoo.train import (
     CHECKPOINT_DIR,
     CHECKPOINT_PREFIX,
+    evaluation_report,
     make_task_env,
     model_path,
     read_run_config,
@@ -26,6 +27,9 @@ class Evaluated:
     env_id: str
     result: EvaluationResult
     video: Path | None
+    report: dict[str, Any]
+    """The evaluation as ``final_eval.json`` records it, with the ``model`` and whether it acted
+    with the one-step policy (``one_step_acting``)."""
 
 
 def locate_model(target: str | Path) -> tuple[Path, dict[str, Any] | None]:
@@ -65,6 +69,9 @@ def evaluate_target(
         deterministic: None: the run's ``deterministic_eval`` (sampled actions for a bare model).
         best_of_n: act with the best of N sampled actions by Q (None: the agent's own ``best_of_n``).
         sampler: act with the multi-step sampler even if the agent was distilled to one step.
+
+    With ``env_id`` given, a run folder's agent is evaluated like a bare model (that env, its
+    dataset's reference scores).
     """
     from qipo_agents.qipo.algorithm import QIPO
 
@@ -72,18 +79,19 @@ def evaluate_target(
         check_video_path(video)
         use_offscreen_rendering()
     path, run = locate_model(target)
+    config = run["config"] if run is not None else None
     overrides = {} if best_of_n is None else {"best_of_n": best_of_n}  # validated by QIPO's constructor
     if sampler:
         overrides["one_step_acting"] = False
     agent = QIPO.load(path, device=device, **overrides)
-    if run is not None and env_id is None:
-        config = run["config"]
+    if config is not None and env_id is None:
         env = make_task_env(config, render=video is not None)
         name = config.env
         reference = task_reference(config, agent.dataset_metadata)
         episodes = (config.n_final_eval_episodes or 10) if episodes is None else episodes
         deterministic = config.deterministic_eval if deterministic is None else deterministic
     else:
+        config = None
         name = env_id or agent.dataset_metadata.get("env_id")
         if not name:
             raise ConfigError(f"{path} records no environment; pass --env ENV_ID")
@@ -106,7 +114,9 @@ def evaluate_target(
         fps = env.metadata.get("render_fps")
         written = write_video(frames, video, fps)
     env.close()
-    return Evaluated(Path(path), name, result, written)
+    report = evaluation_report(name, seed, agent.num_timesteps, deterministic, reference, result, config=config)
+    report.update(model=str(path), one_step_acting=agent.acts_in_one_step)
+    return Evaluated(Path(path), name, result, written, report)
 
 
 def _is_rendering_error(error: Exception) -> bool:

@@ -350,20 +350,36 @@ def _finish(
     result = evaluate(
         agent, evaluation_envs(config, env), config.n_final_eval_episodes, config.deterministic_eval, seed, reference
     )
-    report = {
-        "task": config.name,
-        "algo": config.algo,
-        "profile": config.profile,
+    report = evaluation_report(
+        config.env, seed, agent.num_timesteps, config.deterministic_eval, reference, result, config=config
+    )
+    write_text_atomic(run_dir / FINAL_EVAL_FILE, json.dumps(report, indent=2) + "\n")
+    return path, result
+
+
+def evaluation_report(
+    env_id: str,
+    seed: int,
+    num_timesteps: int,
+    deterministic: bool,
+    reference: tuple[float, float] | None,
+    result: EvaluationResult,
+    config: TaskConfig | None = None,
+) -> dict[str, Any]:
+    """An evaluation as ``final_eval.json`` records it: the run's task (with ``config``), the env,
+    ``seed`` (episode ``i`` resets with ``seed + i``; a run's final evaluation uses the run's seed),
+    the agent's gradient steps, the acting rule and the returns."""
+    task = {"task": config.name, "algo": config.algo, "profile": config.profile} if config is not None else {}
+    return {
+        **task,
         "seed": seed,
-        "num_timesteps": agent.num_timesteps,
-        "env": config.env,
-        "n_episodes": config.n_final_eval_episodes,
-        "deterministic": config.deterministic_eval,
+        "num_timesteps": num_timesteps,
+        "env": env_id,
+        "n_episodes": len(result.returns),
+        "deterministic": deterministic,
         "reference_scores": list(reference) if reference else None,
         **result.to_dict(),
     }
-    (run_dir / FINAL_EVAL_FILE).write_text(json.dumps(report, indent=2) + "\n")
-    return path, result
 
 
 # ---------------------------------------------------------------------------------------------- entry points

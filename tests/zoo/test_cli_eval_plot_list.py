@@ -28,6 +28,25 @@ def test_eval_a_run_folder_and_a_model_file(trained_run):
     assert "in Hopper-v5" in invoke("eval", model, "--episodes", "1").output
 
 
+def test_eval_out_repeats_the_runs_final_evaluation(trained_run, tmp_path):
+    """With the run's own protocol (its seed, its episodes), eval --out writes what the run's
+    final evaluation wrote, plus the model and the acting rule."""
+    out = tmp_path / "reports" / "eval.json"
+    assert f"wrote {out}" in invoke("eval", trained_run, "--seed", "0", "--out", out).output
+    report = json.loads(out.read_text())
+    final = json.loads((trained_run / "final_eval.json").read_text())
+    assert {key: report[key] for key in final} == final
+    assert report["model"] == str(trained_run / "hopper-medium-mini.zip") and report["one_step_acting"] is False
+
+
+def test_eval_out_fails_before_evaluating_when_it_cannot_write(trained_run, tmp_path, evaluated_agents):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = invoke("eval", trained_run, "--out", blocker / "eval.json", expect=1)
+    assert "--out" in result.output and "cannot create its folder" in result.output
+    assert evaluated_agents == []
+
+
 @pytest.fixture
 def evaluated_agents(monkeypatch) -> list:
     """The agents `qipo-zoo eval` evaluates, in order."""
