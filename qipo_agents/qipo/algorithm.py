@@ -300,7 +300,6 @@ class QIPO(OfflineAlgorithm):
                 self.sampler,
                 self.beta,
                 self.distill_batch_size,
-                chunk_size=self.sampling_chunk_size,
                 **bounds,
                 **common,
             )

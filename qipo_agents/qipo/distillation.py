@@ -4,13 +4,12 @@ The refined policy acts by integrating its ODE (or running its diffusion sampler
 ``z ~ N(0, I)``: a deterministic map ``z -> a`` per state, of ``NFE`` network evaluations. This
 phase fits a plain network ``g(s, z)`` to that map by regression on the sampler's own output,
 ``|| g(s, z) - clip(solve(actor_ema, s, z)) ||^2``, as Flow Q-Learning distils its flow policy
-into a one-step policy (Park et al., 2025). The teacher runs once, at the start of the phase, on
-one fresh noise per dataset state (``N x NFE`` network evaluations in batches of ``chunk_size``);
-the steps then regress on minibatches of these pairs, so a step costs one forward and backward of
-``g`` instead of ``NFE`` teacher forwards. Once trained,
-``g`` acts in one evaluation and, fed standard normal noise, samples the same action
-distribution; zero noise gives the same central action as ``predict(obs, deterministic=True)``
-of the multi-step policy.
+into a one-step policy (Park et al., 2025). Every step draws fresh noise for its minibatch of
+dataset states and asks the teacher for its actions (``NFE`` forwards of the teacher, no
+backward), so over the phase ``g`` sees the map at many noises per state. Once trained, ``g``
+acts in one evaluation and, fed standard normal noise, samples the same action distribution;
+zero noise gives the same central action as ``predict(obs, deterministic=True)`` of the
+multi-step policy.
 
 The teacher (``actor_ema``) is not changed, so the multi-step policy stays available
 (``one_step_acting=False``).
@@ -46,7 +45,6 @@ class OneStepDistillation:
         action_low: lower action bounds ``(action_dim,)``; teacher actions are clipped as acting clips them.
         action_high: upper action bounds ``(action_dim,)``.
         generator: random source for minibatches and noise.
-        chunk_size: (state, noise) pairs per teacher call.
     """
 
     name = "distill"
@@ -61,38 +59,33 @@ class OneStepDistillation:
         action_low: torch.Tensor,
         action_high: torch.Tensor,
         generator: torch.Generator,
-        chunk_size: int = 16_384,
     ):
         if policy.one_step is None:
             raise ValueError("the policy has no one-step network: build it with distill_steps > 0")
         self.policy, self.data, self.sampler, self.guidance = policy, data, sampler, guidance
         self.batch_size, self.action_low, self.action_high = batch_size, action_low, action_high
-        self.generator, self.chunk_size = generator, chunk_size
-        self.noise: torch.Tensor | None = None
-        self.targets: torch.Tensor | None = None
+        self.generator = generator
 
     def start(self) -> None:
-        """Draw one noise ``(N, action_dim)`` per dataset state and the teacher's clipped action for it."""
-        observations = self.data.observations
-        n_states, action_dim = observations.shape[0], self.policy.one_step.action_dim
-        self.noise = torch.randn(n_states, action_dim, device=observations.device, generator=self.generator)
-        self.targets = torch.empty_like(self.noise)
-        for start in range(0, n_states, self.chunk_size):
-            chunk = slice(start, start + self.chunk_size)
-            teacher = self.sampler.sample(self.policy.actor_ema, observations[chunk], self.noise[chunk], self.guidance)
-            self.targets[chunk] = clip_actions(teacher, self.action_low, self.action_high)
+        """Nothing to prepare: every step asks the teacher for fresh (noise, action) pairs."""
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        """The (noise, teacher action) pairs: a resumed phase regresses on the same ones."""
-        return {"noise": self.noise, "targets": self.targets}
+        """Nothing beyond the networks and the generator the agent saves: a resumed phase draws the
+        pairs the uninterrupted one would have drawn."""
+        return {}
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        self.noise = state["noise"].to(self.data.device)
-        self.targets = state["targets"].to(self.data.device)
+        """Nothing to restore (see :meth:`state_dict`)."""
 
     def train_step(self) -> DistillationLoss:
         indices = self.data.sample_indices(self.batch_size, self.generator)
-        prediction = self.policy.one_step(self.data.observations[indices], self.noise[indices])
-        loss = F.mse_loss(prediction, self.targets[indices])
+        observations = self.data.observations[indices]  # (batch, obs_dim)
+        noise = torch.randn(
+            len(indices), self.policy.one_step.action_dim, device=observations.device, generator=self.generator
+        )
+        teacher = self.sampler.sample(self.policy.actor_ema, observations, noise, self.guidance)
+        # the sampler runs in inference mode; a clone is a plain tensor autograd may keep for backward
+        target = clip_actions(teacher, self.action_low, self.action_high).clone()
+        loss = F.mse_loss(self.policy.one_step(observations, noise), target)
         self.policy.update_one_step(loss)
         return DistillationLoss(loss.detach())
