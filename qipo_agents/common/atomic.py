@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -32,3 +32,16 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     with atomic_write(path) as file:
         file.write(text)
     return Path(path)
+
+
+def check_writable(path: str | os.PathLike, error: Callable[[str], Exception] = OSError) -> Path:
+    """Create ``path``'s folder and check that a file can be written there, before the work whose
+    output it will hold (an export, an evaluation); raises ``error(message)`` saying what is wrong."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as cause:
+        raise error(f"cannot create the folder of {path}: {cause.strerror or cause}") from cause
+    if not os.access(path.parent, os.W_OK):
+        raise error(f"cannot write {path}: its folder is not writable")
+    return path

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from qipo_agents.common.atomic import atomic_write
+from qipo_agents.common.atomic import atomic_write, check_writable
 from qipo_agents.errors import QIPOError
 
 if TYPE_CHECKING:
@@ -98,12 +98,7 @@ def export_policy(agent, path: str | os.PathLike, format: str = "onnx") -> Path:
     path = Path(path)
     if path.is_dir():
         raise ExportError(f"{path} is a folder; give the file to write, e.g. {path / ('policy.' + _suffix(format))}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ExportError(f"cannot create the folder of {path}: {error.strerror or error}") from error
-    if not os.access(path.parent, os.W_OK):
-        raise ExportError(f"cannot write {path}: its folder is not writable")
+    check_writable(path, ExportError)
     policy = ActingPolicy(agent)
     obs_dim, action_dim = agent.observation_space.shape[0], agent.action_space.shape[0]
     example = (torch.zeros(2, obs_dim), torch.zeros(2, action_dim))

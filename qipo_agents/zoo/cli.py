@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import shlex
 import sys
 from collections.abc import Callable, Sequence
@@ -486,11 +485,11 @@ def eval_command(
     out: str | None,
 ) -> None:
     """Evaluate a run folder's agent (or a saved agent zip): mean ± std return and D4RL-normalised score."""
-    from qipo_agents.common.atomic import write_text_atomic
+    from qipo_agents.common.atomic import check_writable, write_text_atomic
     from qipo_agents.zoo.evaluate import evaluate_target
 
-    if out is not None:
-        _check_output_file(out)
+    if out is not None:  # fail before a long evaluation, not after it
+        check_writable(out, lambda message: ConfigError(f"--out: {message}"))
     evaluated = evaluate_target(run_or_model, episodes, seed, video, env_id, device, deterministic, best_of_n, sampler)
     click.echo(f"{evaluated.model} in {evaluated.env_id}: {evaluated.result}")
     if evaluated.video is not None:
@@ -498,17 +497,6 @@ def eval_command(
     if out is not None:
         written = write_text_atomic(out, json.dumps(evaluated.report, indent=2) + "\n")
         click.echo(f"wrote {written}")
-
-
-def _check_output_file(path: str) -> None:
-    """Fail before a long evaluation, not after it, when ``path`` cannot be written."""
-    folder = Path(path).parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ConfigError(f"--out {path}: cannot create its folder {folder} ({error.strerror})") from error
-    if not os.access(folder, os.W_OK):
-        raise ConfigError(f"--out {path}: its folder {folder} is not writable")
 
 
 # ---------------------------------------------------------------------------------------------- export

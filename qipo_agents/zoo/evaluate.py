@@ -79,19 +79,18 @@ def evaluate_target(
         check_video_path(video)
         use_offscreen_rendering()
     path, run = locate_model(target)
-    config = run["config"] if run is not None else None
+    config = run["config"] if run is not None and env_id is None else None  # None: evaluated as a bare model
     overrides = {} if best_of_n is None else {"best_of_n": best_of_n}  # validated by QIPO's constructor
     if sampler:
         overrides["one_step_acting"] = False
     agent = QIPO.load(path, device=device, **overrides)
-    if config is not None and env_id is None:
+    if config is not None:
         env = make_task_env(config, render=video is not None)
         name = config.env
         reference = task_reference(config, agent.dataset_metadata)
         episodes = (config.n_final_eval_episodes or 10) if episodes is None else episodes
         deterministic = config.deterministic_eval if deterministic is None else deterministic
     else:
-        config = None
         name = env_id or agent.dataset_metadata.get("env_id")
         if not name:
             raise ConfigError(f"{path} records no environment; pass --env ENV_ID")

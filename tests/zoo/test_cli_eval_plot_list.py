@@ -43,7 +43,7 @@ def test_eval_out_fails_before_evaluating_when_it_cannot_write(trained_run, tmp_
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     result = invoke("eval", trained_run, "--out", blocker / "eval.json", expect=1)
-    assert "--out" in result.output and "cannot create its folder" in result.output
+    assert "--out: cannot create the folder of" in result.output
     assert evaluated_agents == []
 
 
