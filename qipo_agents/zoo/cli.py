@@ -467,6 +467,11 @@ def tune(
 )
 @click.option("--sampler", is_flag=True, help="act with the multi-step sampler, not a distilled one-step policy")
 @click.option(
+    "--n-envs",
+    type=click.IntRange(min=1),
+    help="episodes run at once, one batched predict per step [default: the run's n_eval_envs, else 1]",
+)
+@click.option(
     "--out",
     type=click.Path(dir_okay=False),
     help="also write the evaluation as JSON here (final_eval.json's fields, with the model and acting rule)",
@@ -482,6 +487,7 @@ def eval_command(
     deterministic: bool | None,
     best_of_n: int | None,
     sampler: bool,
+    n_envs: int | None,
     out: str | None,
 ) -> None:
     """Evaluate a run folder's agent (or a saved agent zip): mean ± std return and D4RL-normalised score."""
@@ -490,7 +496,9 @@ def eval_command(
 
     if out is not None:  # fail before a long evaluation, not after it
         check_writable(out, lambda message: ConfigError(f"--out: {message}"))
-    evaluated = evaluate_target(run_or_model, episodes, seed, video, env_id, device, deterministic, best_of_n, sampler)
+    evaluated = evaluate_target(
+        run_or_model, episodes, seed, video, env_id, device, deterministic, best_of_n, sampler, n_envs
+    )
     click.echo(f"{evaluated.model} in {evaluated.env_id}: {evaluated.result}")
     if evaluated.video is not None:
         click.echo(f"video of episode 1: {evaluated.video}")

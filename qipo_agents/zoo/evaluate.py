@@ -13,6 +13,7 @@ from qipo_agents.zoo.envs import check_video_path, make_env, use_offscreen_rende
 from qipo_agents.zoo.train import (
     CHECKPOINT_DIR,
     CHECKPOINT_PREFIX,
+    evaluation_envs,
     evaluation_report,
     make_task_env,
     model_path,
@@ -59,6 +60,7 @@ def evaluate_target(
     deterministic: bool | None = None,
     best_of_n: int | None = None,
     sampler: bool = False,
+    n_envs: int | None = None,
 ) -> Evaluated:
     """Evaluate the agent of a run folder (its config's env and reference scores) or of a model zip.
 
@@ -69,6 +71,9 @@ def evaluate_target(
         deterministic: None: the run's ``deterministic_eval`` (sampled actions for a bare model).
         best_of_n: act with the best of N sampled actions by Q (None: the agent's own ``best_of_n``).
         sampler: act with the multi-step sampler even if the agent was distilled to one step.
+        n_envs: episodes run at once, one batched ``predict`` per step (None: the run's
+            ``n_eval_envs``, else 1). Deterministic returns do not depend on it; sampled ones
+            draw their noise in a different order.
 
     With ``env_id`` given, a run folder's agent is evaluated like a bare model (that env, its
     dataset's reference scores).
@@ -85,7 +90,7 @@ def evaluate_target(
         overrides["one_step_acting"] = False
     agent = QIPO.load(path, device=device, **overrides)
     if config is not None:
-        env = make_task_env(config, render=video is not None)
+        envs = evaluation_envs(config, make_task_env(config, render=video is not None), n_envs)
         name = config.env
         reference = task_reference(config, agent.dataset_metadata)
         episodes = (config.n_final_eval_episodes or 10) if episodes is None else episodes
@@ -94,13 +99,13 @@ def evaluate_target(
         name = env_id or agent.dataset_metadata.get("env_id")
         if not name:
             raise ConfigError(f"{path} records no environment; pass --env ENV_ID")
-        env = make_env(name, render=video is not None)
+        envs = [make_env(name, render=video is not None)] + [make_env(name) for _ in range((n_envs or 1) - 1)]
         reference = reference_scores(agent.dataset_metadata)
         episodes = 10 if episodes is None else episodes
         deterministic = False if deterministic is None else deterministic
     frames: list | None = [] if video is not None else None
     try:
-        result = evaluate(agent, env, episodes, deterministic, seed, reference=reference, render_frames=frames)
+        result = evaluate(agent, envs, episodes, deterministic, seed, reference=reference, render_frames=frames)
     except Exception as error:
         if video is not None and _is_rendering_error(error):
             raise ConfigError(
@@ -110,10 +115,13 @@ def evaluate_target(
         raise
     written = None
     if video is not None:
-        fps = env.metadata.get("render_fps")
+        fps = envs[0].metadata.get("render_fps")
         written = write_video(frames, video, fps)
-    env.close()
-    report = evaluation_report(name, seed, agent.num_timesteps, deterministic, reference, result, config=config)
+    for env in envs:
+        env.close()
+    report = evaluation_report(
+        name, seed, len(envs), agent.num_timesteps, deterministic, reference, result, config=config
+    )
     report.update(model=str(path), one_step_acting=agent.acts_in_one_step)
     return Evaluated(Path(path), name, result, written, report)
 

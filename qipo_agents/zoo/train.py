@@ -221,9 +221,11 @@ def make_task_env(config: TaskConfig, render: bool = False) -> gym.Env:
     return make_env(config.env, config.env_kwargs, config.env_package, dataset, render=render)
 
 
-def evaluation_envs(config: TaskConfig, env: gym.Env) -> list[gym.Env]:
-    """``env`` and ``n_eval_envs - 1`` more made the same way (wrappers included), run side by side."""
-    return [env] + [make_task_env(config) for _ in range(config.n_eval_envs - 1)]
+def evaluation_envs(config: TaskConfig, env: gym.Env, n_envs: int | None = None) -> list[gym.Env]:
+    """``env`` and ``n_envs - 1`` more (default: the task's ``n_eval_envs``) made the same way,
+    wrappers included, run side by side."""
+    n_envs = config.n_eval_envs if n_envs is None else n_envs
+    return [env] + [make_task_env(config) for _ in range(n_envs - 1)]
 
 
 def task_reference(config: TaskConfig, metadata: dict[str, Any]) -> tuple[float, float] | None:
@@ -347,11 +349,10 @@ def _finish(
         return path, None
     reference = task_reference(config, agent.dataset_metadata)
     echo(f"final evaluation: {config.n_final_eval_episodes} episodes of {config.env}")
-    result = evaluate(
-        agent, evaluation_envs(config, env), config.n_final_eval_episodes, config.deterministic_eval, seed, reference
-    )
+    envs = evaluation_envs(config, env)
+    result = evaluate(agent, envs, config.n_final_eval_episodes, config.deterministic_eval, seed, reference)
     report = evaluation_report(
-        config.env, seed, agent.num_timesteps, config.deterministic_eval, reference, result, config=config
+        config.env, seed, len(envs), agent.num_timesteps, config.deterministic_eval, reference, result, config=config
     )
     write_text_atomic(run_dir / FINAL_EVAL_FILE, json.dumps(report, indent=2) + "\n")
     return path, result
@@ -360,6 +361,7 @@ def _finish(
 def evaluation_report(
     env_id: str,
     seed: int,
+    n_envs: int,
     num_timesteps: int,
     deterministic: bool,
     reference: tuple[float, float] | None,
@@ -368,11 +370,14 @@ def evaluation_report(
 ) -> dict[str, Any]:
     """An evaluation as ``final_eval.json`` records it: the run's task (with ``config``), the env,
     ``seed`` (episode ``i`` resets with ``seed + i``; a run's final evaluation uses the run's seed),
-    the agent's gradient steps, the acting rule and the returns."""
+    ``n_envs`` (episodes run at once: sampled actions draw their noise in that order, so a sampled
+    evaluation repeats exactly only with the same ``n_envs``), the agent's gradient steps, the
+    acting rule and the returns."""
     task = {"task": config.name, "algo": config.algo, "profile": config.profile} if config is not None else {}
     return {
         **task,
         "seed": seed,
+        "n_envs": n_envs,
         "num_timesteps": num_timesteps,
         "env": env_id,
         "n_episodes": len(result.returns),

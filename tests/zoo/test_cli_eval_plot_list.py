@@ -39,6 +39,21 @@ def test_eval_out_repeats_the_runs_final_evaluation(trained_run, tmp_path):
     assert report["model"] == str(trained_run / "hopper-medium-mini.zip") and report["one_step_acting"] is False
 
 
+def test_eval_n_envs_runs_episodes_at_once_with_the_same_deterministic_returns(trained_run, tmp_path):
+    """Three episodes two at a time: episode i still resets with seed + i, so deterministic
+    actions give the returns of one-at-a-time episodes (up to the float rounding of a batched
+    forward pass); the report says how they were run."""
+    reports = []
+    for n_envs in ("1", "2"):
+        out = tmp_path / f"eval_{n_envs}.json"
+        invoke("eval", trained_run, "--episodes", "3", "--deterministic", "--n-envs", n_envs, "--out", out)
+        reports.append(json.loads(out.read_text()))
+    assert [report["n_envs"] for report in reports] == [1, 2]
+    np.testing.assert_allclose(reports[1]["returns"], reports[0]["returns"], rtol=1e-6)
+    assert reports[1]["lengths"] == reports[0]["lengths"]
+    assert "--n-envs" in invoke("eval", trained_run, "--n-envs", "0", expect=2).output
+
+
 def test_eval_out_fails_before_evaluating_when_it_cannot_write(trained_run, tmp_path, evaluated_agents):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
