@@ -142,10 +142,14 @@ def scale_to_budget(kwargs: dict[str, Any], steps: int, scale_renewals: bool = T
 
 # ---------------------------------------------------------------------------------------------- timing
 def seconds_per_call(fn: Callable[[], Any], n_calls: int) -> float:
-    """Wall-clock seconds per call of ``fn`` over ``n_calls`` back-to-back calls."""
+    """Wall-clock seconds per call of ``fn`` over ``n_calls`` back-to-back calls (CUDA work
+    included: the clock stops once the device has finished what the calls queued)."""
+    synchronize = torch.cuda.synchronize if torch.cuda.is_initialized() else lambda: None
+    synchronize()
     start = time.perf_counter()
     for _ in range(n_calls):
         fn()
+    synchronize()
     return (time.perf_counter() - start) / n_calls
 
 

@@ -96,6 +96,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "N x M x NFE forwards (about 10^8 for 10^6 states)",
     )
     parser.add_argument("--no-iql", action="store_true", help="do not time d3rlpy's IQL beside the phases")
+    parser.add_argument("--device", default="cpu", help="torch device of the agents and of IQL (cpu, cuda, cuda:1)")
+    parser.add_argument(
+        "--compile",
+        nargs="?",
+        const="default",
+        default=None,
+        metavar="MODE",
+        help="compile the agents' networks with torch.compile (nn.Module.compile) in this mode (default, "
+        "reduce-overhead, max-autotune) before timing; the optimiser steps and the sampling code stay eager",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: OMP_NUM_THREADS / torch's)")
     parser.add_argument("--out", default=None, help="write all results as JSON here")
     parser.add_argument("--plot", default=None, help="write a PNG plot (rates and sampling times against N) here")
@@ -188,13 +198,18 @@ class Phases:
         kwargs: dict[str, Any],
         start_cap: int | None,
         with_iql: bool = True,
+        device: str = "cpu",
+        compile_mode: str | None = None,
     ):
         # both critics are timed whichever the profile uses; the projection uses the profile's
         self.critic_type = kwargs.get("critic_type", "in_support_softmax")
         softmax_kwargs = {**kwargs, "critic_type": "in_support_softmax"}
-        self.agent = agent_class("MlpPolicy", data, seed=0, device="cpu", **softmax_kwargs)
+        self.agent = agent_class("MlpPolicy", data, seed=0, device=device, **softmax_kwargs)
         expectile_kwargs = {**kwargs, "critic_type": "expectile"}
-        self.agent_expectile = agent_class("MlpPolicy", data, seed=0, device="cpu", **expectile_kwargs)
+        self.agent_expectile = agent_class("MlpPolicy", data, seed=0, device=device, **expectile_kwargs)
+        if compile_mode:
+            for agent in (self.agent, self.agent_expectile):
+                compile_policy(agent.policy, compile_mode)
         self.n, self.start_cap = len(self.agent.data), start_cap
         self.first: dict[str, float] = {}
         self.behavior = self.agent._make_phase("behavior")
@@ -208,7 +223,7 @@ class Phases:
         self.policy.start()  # = renew()
         self.first["renew"] = time.perf_counter() - start
         self.policy.renew_interval = 10**12  # no renewal inside a timed block: renewals are timed on their own
-        self.iql = IQLStep(self.agent.buffer, kwargs) if with_iql else None
+        self.iql = IQLStep(self.agent.buffer, kwargs, device) if with_iql else None
         self.step_items = [*STEP_ITEMS, "iql"] if with_iql else list(STEP_ITEMS)
         for name in self.step_items:  # warm-up
             self.phase(name).train_step()
@@ -246,7 +261,7 @@ class Phases:
         elapsed = (time.perf_counter() - start) * self.n / self.start_cap
         if setup:  # the critic's steps need a support set of the right shape; its values do not matter
             shape = (self.n, critic.n_support_actions, self.agent.action_space.shape[0])
-            critic.next_support = torch.zeros(shape)
+            critic.next_support = torch.zeros(shape, device=self.agent.device)
         return elapsed
 
 
@@ -255,7 +270,7 @@ class IQLStep:
     and batch size, on the same transitions; ``train_step`` samples the minibatch from d3rlpy's
     buffer and updates, as one iteration of its ``fit()`` does."""
 
-    def __init__(self, buffer, kwargs: dict[str, Any]):
+    def __init__(self, buffer, kwargs: dict[str, Any], device: str = "cpu"):
         import quality
 
         d3rlpy = quality.import_d3rlpy()
@@ -269,11 +284,21 @@ class IQLStep:
             critic_encoder_factory=encoder,
             value_encoder_factory=encoder,
         )
-        self.algo = config.create(device="cpu:0")
+        torch_device = torch.device(device)
+        self.algo = config.create(device=f"{torch_device.type}:{torch_device.index or 0}")
         self.algo.build_with_dataset(self.dataset)
 
     def train_step(self) -> None:
         self.algo.update(self.dataset.sample_transition_batch(self.batch_size))
+
+
+def compile_policy(policy, mode: str) -> None:
+    """Compile, in place, the forward of every network a training step evaluates (the field
+    network and its Polyak average, the critic ensemble and its target, ``V``, the one-step policy)."""
+    for name in ("actor", "actor_ema", "critic", "critic_target", "value", "one_step"):
+        network = getattr(policy, name, None)
+        if network is not None:
+            network.compile(mode=None if mode == "default" else mode)
 
 
 def step_flops(train_step) -> int:
@@ -285,9 +310,10 @@ def step_flops(train_step) -> int:
     return counter.get_total_flops()
 
 
-def matmul_flops_per_s(repeats: int = 5, n_calls: int = 200) -> float:
-    """Median float32 FLOP/s of ``(256 x 256) @ (256 x 256)`` products on the current threads."""
-    a, b = torch.randn(256, 256), torch.randn(256, 256)
+def matmul_flops_per_s(device: str = "cpu", repeats: int = 5, n_calls: int = 200) -> float:
+    """Median float32 FLOP/s of ``(256 x 256) @ (256 x 256)`` products on ``device`` (the CPU: on the
+    current threads)."""
+    a, b = torch.randn(256, 256, device=device), torch.randn(256, 256, device=device)
     bu.seconds_per_call(lambda: a @ b, 20)
     return bu.median([2 * 256**3 / bu.seconds_per_call(lambda: a @ b, n_calls) for _ in range(repeats)])
 
@@ -402,7 +428,10 @@ def print_report(args, rows) -> None:
                     ]
                 )
         print(bu.markdown_table(headers, table))
-        print(f"\nMatmul rate: {rows[0]['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s (float32, 256 x 256 products).")
+        print(
+            f"\nMatmul rate: {rows[0]['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s "
+            f"(float32, 256 x 256 products, {device_label(args.device)})."
+        )
     print("\n## Support sampling and projected learn() time of the profile\n")
     headers = [
         "agent",
@@ -442,12 +471,20 @@ def print_report(args, rows) -> None:
         f"\nNotes: {args.synthetic} data"
         + (f" from {' + '.join(args.dataset)} (jitter {args.jitter} std per copy)" if args.synthetic == "tile" else "")
         + f"; {args.qipo_config}; medians over up to {args.repeats} interleaved repeats of {args.steps}-step blocks "
-        f"(items stop repeating after {args.item_budget:.0f} s); CPU, {torch.get_num_threads()} torch thread(s). "
+        f"(items stop repeating after {args.item_budget:.0f} s); {device_label(args.device)}"
+        + (f", networks compiled (torch.compile, mode {args.compile})" if args.compile else "")
+        + ". "
         "'incl.' rates spread the sampling over the phase: the critic's start() over critic_steps, one renew() every "
         f"renew_interval steps. Projected learn(): the profile's schedule {schedule} and its critic "
         f"({rows[0]['critic_type'] if rows else ''}) at these rates "
         "(sampled actions/s: renew(), which also runs the critic on every support action)."
     )
+
+
+def device_label(device: str) -> str:
+    if torch.device(device).type == "cuda":
+        return torch.cuda.get_device_name(torch.device(device))
+    return f"CPU, {torch.get_num_threads()} torch thread(s)"
 
 
 def plot(rows, path: str) -> None:
@@ -477,13 +514,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     source = bu.load_buffer(args.dataset) if args.synthetic == "tile" else None
     classes = bu.agent_classes()
     rng = np.random.default_rng(0)
-    matmul_rate = matmul_flops_per_s()
+    matmul_rate = matmul_flops_per_s(args.device)
     rows = []
     for size in args.sizes:
         data = synthesize(source, size, args.synthetic, args.jitter, rng)
         for agent_name in args.agents:
             started = time.perf_counter()
-            phases = Phases(classes[agent_name], data, config[agent_name], args.start_cap, not args.no_iql)
+            phases = Phases(
+                classes[agent_name],
+                data,
+                config[agent_name],
+                args.start_cap,
+                not args.no_iql,
+                device=args.device,
+                compile_mode=args.compile,
+            )
             samples = measure(args, phases)
             row = summarise(agent_name, size, phases, samples, matmul_rate)
             rows.append(row)
@@ -511,6 +556,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "item_budget_s": args.item_budget,
             "start_cap": args.start_cap,
             "iql": not args.no_iql,
+            "device": args.device,
+            "compile": args.compile,
         },
         "rows": rows,
     }

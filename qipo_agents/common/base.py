@@ -10,11 +10,13 @@ from the spaces), ``_train_step`` (one gradient step, returns a loss dataclass),
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import inspect
 import os
 import platform
 import sys
 import time
+import warnings
 from abc import ABC, abstractmethod
 from collections import defaultdict
 from pathlib import Path
@@ -190,6 +192,31 @@ class OfflineAlgorithm(ABC):
             seed = int(np.random.SeedSequence().generate_state(1)[0])
         set_random_seed(seed, using_cuda=self.device.type == "cuda")
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
+
+    def _restore_generator(self, state: torch.Tensor, path: str | os.PathLike) -> None:
+        """Continue the saved sampling generator's stream, or, when the file was written on another
+        device type (a CUDA generator's state does not fit a CPU generator, nor the reverse), seed a
+        fresh stream from that state: loading the same file twice still continues identically, but
+        not as the saving device would have."""
+        current = self.generator.get_state()
+        if state.numel() == current.numel():
+            self.generator.set_state(state)
+            return
+        seed = int.from_bytes(hashlib.sha256(state.numpy().tobytes()).digest()[:8], "little")
+        self.generator.manual_seed(seed)
+        if self._continues_training():
+            warnings.warn(
+                f"{path} was saved with the random generator of another device type than {self.device}: "
+                "learn() continues with a random stream seeded from the saved one, so the resumed run is not "
+                "the one the saving device would have trained (the weights and actions load exactly). "
+                "Resume on the device type it was saved on for an exact continuation.",
+                stacklevel=3,
+            )
+
+    def _continues_training(self) -> bool:
+        """Whether a saved run stopped inside its schedule (a later ``learn()`` resumes it); agents
+        override this where the schedule is known. Default: yes, to warn rather than stay silent."""
+        return True
 
     def set_dataset(self, dataset: Any) -> None:
         """Attach a dataset (any :func:`~qipo_agents.data.make_buffer` source) to a loaded agent to resume ``learn``."""
@@ -440,9 +467,10 @@ class OfflineAlgorithm(ABC):
             agent._setup_model()
             agent._load_state(data, tensors)
             training_tensors = dict(tensors.get("training_state", {}))
-            if "generator" in training_tensors:
-                agent.generator.set_state(training_tensors.pop("generator").cpu())
+            generator_state = training_tensors.pop("generator", None)
             agent._load_training_state(data.get("training_state", {}), training_tensors)
+            if generator_state is not None:
+                agent._restore_generator(generator_state.cpu(), path)
         except (KeyError, TypeError, RuntimeError) as exc:
             raise SaveFileError(f"{path} is corrupt or incomplete: {exc}") from exc
         if dataset is not None:

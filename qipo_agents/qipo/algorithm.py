@@ -489,6 +489,9 @@ class QIPO(OfflineAlgorithm):
         if json_state.get("phase") is not None and "phase" in tensor_state:
             self._saved_phase = (json_state["phase"], tensor_state["phase"])
 
+    def _continues_training(self) -> bool:
+        return self.schedule is None or self._schedule_position < self.schedule.total
+
     def _load_state(self, json_state: dict[str, Any], tensor_state: dict[str, Any]) -> None:
         self.observation_normalizer.load_state_dict(json_state["observation_normalizer"])
         self.reward_scaler.load_state_dict(json_state["reward_scaler"])

@@ -79,7 +79,7 @@ def test_deterministic_one_step_action_is_the_zero_noise_action(distilled):
 def test_distilled_agent_saves_loads_and_exports(distilled, fmt, tmp_path):
     states = np.linspace(-1, 1, 16, dtype=np.float32)[:, None]
     expected, _ = distilled.predict(states, deterministic=True)
-    loaded = QIPOFlow.load(distilled.save(tmp_path / "agent"))
+    loaded = QIPOFlow.load(distilled.save(tmp_path / "agent"), device="cpu")
     assert loaded.acts_in_one_step
     np.testing.assert_array_equal(loaded.predict(states, deterministic=True)[0], expected)
     path = loaded.export(tmp_path / f"policy.{fmt}", format=fmt)
@@ -97,7 +97,7 @@ def test_a_trained_agent_distils_after_loading(agent_class, bandit_data, tmp_pat
     agent = agent_class("MlpPolicy", bandit_data, reward_scaling="none", **TINY).learn()
     assert not agent.acts_in_one_step
     path = agent.save(tmp_path / "agent")
-    loaded = agent_class.load(path, dataset=bandit_data, distill_steps=30)
+    loaded = agent_class.load(path, device="cpu", dataset=bandit_data, distill_steps=30)
     assert not loaded.acts_in_one_step  # not distilled yet: it still acts with the sampler
     before = {k: v.clone() for k, v in loaded.policy.actor_ema.state_dict().items()}
     loaded.learn(reset_num_timesteps=False)
@@ -122,7 +122,7 @@ def test_resume_mid_distillation_equals_the_uninterrupted_run(agent_class, bandi
     first = agent_class("MlpPolicy", bandit_data, reward_scaling="none", **config)
     first.learn(callback=stop_at(155))
     assert first.current_phase == "distill" and not first.acts_in_one_step
-    resumed = agent_class.load(first.save(tmp_path / "checkpoint"), dataset=bandit_data)
+    resumed = agent_class.load(first.save(tmp_path / "checkpoint"), device="cpu", dataset=bandit_data)
     resumed.learn(reset_num_timesteps=False)
     assert resumed.acts_in_one_step
     for (name, a), (_, b) in zip(uninterrupted.policy.state_dict().items(), resumed.policy.state_dict().items()):

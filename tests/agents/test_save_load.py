@@ -250,3 +250,44 @@ def test_format_1_save_with_one_mlp_per_critic_resumes_like_the_uninterrupted_ru
     resumed.learn(reset_num_timesteps=False)
     for (name, a), (_, b) in zip(uninterrupted.policy.state_dict().items(), resumed.policy.state_dict().items()):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=name)
+
+
+def as_saved_on_cuda(path) -> None:
+    """Replace the saved sampling generator's state by a CUDA generator's (16 bytes: seed and
+    offset), as a save written on a GPU holds."""
+
+    def edit(raw):
+        state = torch.load(io.BytesIO(raw), weights_only=True)
+        state["generator"] = torch.arange(16, dtype=torch.uint8)
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        return buffer.getvalue()
+
+    rewrite_member(path, "training_state.pth", edit)
+
+
+def test_a_save_from_another_device_type_loads_and_resumes_reproducibly(agent_class, bandit_data, tmp_path):
+    first = agent_class("MlpPolicy", bandit_data, reward_scaling="none", **TINY)
+    first.learn(callback=_stop_at(110))
+    path = first.save(tmp_path / "checkpoint")
+    as_saved_on_cuda(path)
+    resumed = []
+    for _ in range(2):
+        with pytest.warns(UserWarning, match="another device type"):
+            agent = agent_class.load(path, device="cpu", dataset=bandit_data)
+        np.testing.assert_array_equal(
+            agent.predict(OBS, deterministic=True)[0], first.predict(OBS, deterministic=True)[0]
+        )
+        resumed.append(agent.learn(reset_num_timesteps=False))
+    for (name, a), (_, b) in zip(resumed[0].policy.state_dict().items(), resumed[1].policy.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+def test_a_finished_agent_from_another_device_type_loads_without_a_warning(tiny_agent, tmp_path, recwarn):
+    path = tiny_agent.save(tmp_path / "agent")
+    as_saved_on_cuda(path)
+    loaded = type(tiny_agent).load(path, device="cpu")
+    assert not [w for w in recwarn if "device type" in str(w.message)]
+    np.testing.assert_array_equal(
+        loaded.predict(OBS, deterministic=True)[0], tiny_agent.predict(OBS, deterministic=True)[0]
+    )

@@ -29,10 +29,10 @@ def test_eval_a_run_folder_and_a_model_file(trained_run):
 
 
 def test_eval_out_repeats_the_runs_final_evaluation(trained_run, tmp_path):
-    """With the run's own protocol (its seed, its episodes), eval --out writes what the run's
+    """With the run's own protocol (its seed, its episodes, its device), eval --out writes what the run's
     final evaluation wrote, plus the model and the acting rule."""
     out = tmp_path / "reports" / "eval.json"
-    assert f"wrote {out}" in invoke("eval", trained_run, "--seed", "0", "--out", out).output
+    assert f"wrote {out}" in invoke("eval", trained_run, "--seed", "0", "--device", "cpu", "--out", out).output
     report = json.loads(out.read_text())
     final = json.loads((trained_run / "final_eval.json").read_text())
     assert {key: report[key] for key in final} == final

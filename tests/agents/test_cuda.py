@@ -1,0 +1,79 @@
+"""On a CUDA device: the agents learn the exact tilted target, saves move between CUDA and the CPU,
+a resumed run equals the uninterrupted one, and exported policies act as the agent does.
+
+Skipped where torch sees no CUDA device (the CPU suite covers the same behaviour on the CPU).
+"""
+
+import numpy as np
+import onnxruntime
+import pytest
+import torch
+
+from qipo_agents import QIPODiffusion, QIPOFlow
+
+from .conftest import TINY, bandit_reward, make_bandit, tilted_positive_mass
+from .test_bandit import BANDIT_CONFIG, BETA
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+ON_CUDA = {**TINY, "device": "cuda"}
+OBS = np.linspace(-1, 1, 7, dtype=np.float32).reshape(7, 1)
+
+
+@pytest.fixture(scope="module", params=["flow", "diffusion"])
+def trained_on_cuda(request):
+    cls = {"flow": QIPOFlow, "diffusion": QIPODiffusion}[request.param]
+    return cls("MlpPolicy", make_bandit(), **{**BANDIT_CONFIG, "device": "cuda"}).learn()
+
+
+def test_agent_trains_on_the_gpu_and_matches_the_tilted_target(trained_on_cuda):
+    assert all(p.device.type == "cuda" for p in trained_on_cuda.policy.parameters())
+    assert trained_on_cuda.data.observations.device.type == "cuda"
+    rng = np.random.default_rng(1)
+    states = rng.uniform(-1, 1, size=(2000, 1)).astype(np.float32)
+    actions, _ = trained_on_cuda.predict(states)
+    assert isinstance(actions, np.ndarray) and actions.shape == (2000, 1)
+    assert bandit_reward(states, actions).mean() > 0.08  # the behaviour policy earns 0
+    for state in (-0.6, 0.7):
+        actions, _ = trained_on_cuda.predict(np.full((3000, 1), state, dtype=np.float32))
+        positive = float((actions[:, 0] > 0).mean())
+        assert positive == pytest.approx(tilted_positive_mass(state, BETA), abs=0.08), state
+
+
+@pytest.fixture(scope="module")
+def tiny_on_cuda(agent_class, bandit_data):
+    return agent_class("MlpPolicy", bandit_data, reward_scaling="none", normalize_observations=True, **ON_CUDA).learn()
+
+
+def test_a_gpu_save_loads_on_the_cpu_and_back_with_the_same_actions(tiny_on_cuda, tmp_path):
+    path = tiny_on_cuda.save(tmp_path / "agent")
+    expected = tiny_on_cuda.predict(OBS, deterministic=True)[0]
+    on_cpu = type(tiny_on_cuda).load(path, device="cpu")
+    assert all(p.device.type == "cpu" for p in on_cpu.policy.parameters())
+    np.testing.assert_allclose(on_cpu.predict(OBS, deterministic=True)[0], expected, atol=1e-5)
+    back_on_cuda = type(tiny_on_cuda).load(on_cpu.save(tmp_path / "from_cpu"), device="cuda")
+    np.testing.assert_array_equal(back_on_cuda.predict(OBS, deterministic=True)[0], expected)
+
+
+def test_resume_on_the_gpu_equals_the_uninterrupted_run(agent_class, bandit_data, tmp_path):
+    uninterrupted = agent_class("MlpPolicy", bandit_data, reward_scaling="none", **ON_CUDA).learn()
+    first = agent_class("MlpPolicy", bandit_data, reward_scaling="none", **ON_CUDA)
+    first.learn(callback=lambda local_vars, _globals: local_vars["self"].num_timesteps < 110)  # mid-refinement
+    resumed = agent_class.load(first.save(tmp_path / "checkpoint"), device="cuda", dataset=bandit_data)
+    resumed.learn(reset_num_timesteps=False)
+    assert resumed.num_timesteps == uninterrupted.num_timesteps
+    for (name, a), (_, b) in zip(uninterrupted.policy.state_dict().items(), resumed.policy.state_dict().items()):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=name)
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_export_of_a_gpu_agent_runs_on_the_cpu_and_equals_predict(tiny_on_cuda, fmt, tmp_path):
+    path = tiny_on_cuda.export(tmp_path / f"policy.{'onnx' if fmt == 'onnx' else 'pt'}", format=fmt)
+    observations = np.random.default_rng(1).uniform(-1.5, 1.5, size=(33, 1)).astype(np.float32)
+    noise = np.zeros((33, 1), np.float32)
+    if fmt == "onnx":
+        exported = onnxruntime.InferenceSession(str(path)).run(None, {"observation": observations, "noise": noise})[0]
+    else:
+        exported = torch.jit.load(str(path))(torch.from_numpy(observations), torch.from_numpy(noise)).numpy()
+    expected = tiny_on_cuda.predict(observations, deterministic=True)[0]
+    np.testing.assert_allclose(exported, expected, atol=1e-5)
