@@ -27,6 +27,7 @@ import json
 import re
 import time
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -228,6 +229,12 @@ def evaluation_envs(config: TaskConfig, env: gym.Env, n_envs: int | None = None)
     return [env] + [make_task_env(config) for _ in range(n_envs - 1)]
 
 
+def close_copies(envs: list[gym.Env]) -> None:
+    """Close the copies :func:`evaluation_envs` made: every env but the first, which its caller owns."""
+    for copy in envs[1:]:
+        copy.close()
+
+
 def task_reference(config: TaskConfig, metadata: dict[str, Any]) -> tuple[float, float] | None:
     if config.reference_scores is not None:
         return tuple(config.reference_scores)
@@ -301,8 +308,9 @@ def _learn(
 ) -> None:
     checkpoint_dir = run_dir / CHECKPOINT_DIR
     agent.set_logger(_configure_logger(run_dir, resuming, agent.verbose))
+    envs = evaluation_envs(config, env)
     evaluation = EvalCallback(
-        DummyVecEnv([(lambda copy=copy: copy) for copy in evaluation_envs(config, env)]),
+        DummyVecEnv([(lambda copy=copy: copy) for copy in envs]),
         eval_freq=config.eval_freq,
         n_eval_episodes=config.n_eval_episodes,
         deterministic=config.deterministic_eval,
@@ -338,6 +346,8 @@ def _learn(
                 f"is usable: fix the cause, then `qipo-zoo train {config.name} --algo {config.algo} --resume {run_dir}`"
             )
         raise
+    finally:
+        close_copies(envs)
 
 
 def _finish(
@@ -350,7 +360,10 @@ def _finish(
     reference = task_reference(config, agent.dataset_metadata)
     echo(f"final evaluation: {config.n_final_eval_episodes} episodes of {config.env}")
     envs = evaluation_envs(config, env)
-    result = evaluate(agent, envs, config.n_final_eval_episodes, config.deterministic_eval, seed, reference)
+    try:
+        result = evaluate(agent, envs, config.n_final_eval_episodes, config.deterministic_eval, seed, reference)
+    finally:
+        close_copies(envs)
     report = evaluation_report(
         config.env, seed, len(envs), agent.num_timesteps, config.deterministic_eval, reference, result, config=config
     )
@@ -415,49 +428,49 @@ def train_task(
     overrides = None if start_from is None else check_start_checkpoint(config, start_from)
     echo(f"loading datasets: {', '.join(config.datasets)}")
     buffer = load_task_data(config)
-    env = make_task_env(config)
-    try:
-        if start_from is None:
-            agent = config.agent_class(
-                "MlpPolicy", buffer, seed=seed, device=device, verbose=verbose, **config.hyperparams
-            )
-        else:
-            agent = config.agent_class.load(start_from, device=device, verbose=verbose, **overrides)
-            trained_on, task_data = agent.dataset_metadata.get("dataset_ids"), buffer.metadata.get("dataset_ids")
-            if trained_on != task_data:
-                raise ConfigError(
-                    f"--start-from {start_from} was trained on {trained_on}; task {config.name} trains on {task_data}"
+    with closing(make_task_env(config)) as env:
+        try:
+            if start_from is None:
+                agent = config.agent_class(
+                    "MlpPolicy", buffer, seed=seed, device=device, verbose=verbose, **config.hyperparams
                 )
-            agent.set_dataset(buffer)
-    except QIPOError:
-        raise
-    except (ValueError, TypeError) as error:  # QIPO's argument checks that need the data (e.g. network shapes)
-        raise ConfigError(f"task {config.name}: cannot build the agent: {error}") from error
-    check_env_spaces(env, agent.observation_space, agent.action_space)
+            else:
+                agent = config.agent_class.load(start_from, device=device, verbose=verbose, **overrides)
+                trained_on, task_data = agent.dataset_metadata.get("dataset_ids"), buffer.metadata.get("dataset_ids")
+                if trained_on != task_data:
+                    raise ConfigError(
+                        f"--start-from {start_from} was trained on {trained_on}; task {config.name} trains on {task_data}"
+                    )
+                agent.set_dataset(buffer)
+        except QIPOError:
+            raise
+        except (ValueError, TypeError) as error:  # QIPO's argument checks that need the data (e.g. network shapes)
+            raise ConfigError(f"task {config.name}: cannot build the agent: {error}") from error
+        check_env_spaces(env, agent.observation_space, agent.action_space)
 
-    if run_dir is None:
-        run_dir = create_run_dir(log_folder, config.algo, config.name)
-    else:
-        run_dir.mkdir(parents=True)
-    write_run_config(run_dir, config, seed, device, None if start_from is None else Path(start_from))
-    (run_dir / COMMAND_FILE).write_text(command + "\n")
-    planned = config.planned_timesteps if start_from is None else agent.schedule.total
-    echo(
-        f"training {type(agent).__name__} on {config.name} ({config.profile} profile, {len(buffer)} transitions, "
-        f"{planned} gradient steps, device {agent.device}) in {run_dir}"
-        + ("" if start_from is None else f", from step {agent.num_timesteps} of {start_from}")
-    )
-    if start_from is None:
-        _learn(agent, config, run_dir, env, config.n_timesteps, seed, False, progress, echo, after_eval)
-    else:
-        _carry_evaluations(Path(start_from), run_dir)
-        _learn(agent, config, run_dir, env, planned - agent.num_timesteps, seed, True, progress, echo, after_eval)
-    if agent.num_timesteps < planned:
-        path = agent.save(model_path(run_dir, config.name))
-        echo(f"training stopped early at step {agent.num_timesteps} of {planned}; saved the agent to {path}")
-        return RunResult(run_dir, path, agent.num_timesteps, None, stopped_early=True)
-    path, result = _finish(agent, config, run_dir, env, seed, echo)
-    return RunResult(run_dir, path, agent.num_timesteps, result)
+        if run_dir is None:
+            run_dir = create_run_dir(log_folder, config.algo, config.name)
+        else:
+            run_dir.mkdir(parents=True)
+        write_run_config(run_dir, config, seed, device, None if start_from is None else Path(start_from))
+        (run_dir / COMMAND_FILE).write_text(command + "\n")
+        planned = config.planned_timesteps if start_from is None else agent.schedule.total
+        echo(
+            f"training {type(agent).__name__} on {config.name} ({config.profile} profile, {len(buffer)} transitions, "
+            f"{planned} gradient steps, device {agent.device}) in {run_dir}"
+            + ("" if start_from is None else f", from step {agent.num_timesteps} of {start_from}")
+        )
+        if start_from is None:
+            _learn(agent, config, run_dir, env, config.n_timesteps, seed, False, progress, echo, after_eval)
+        else:
+            _carry_evaluations(Path(start_from), run_dir)
+            _learn(agent, config, run_dir, env, planned - agent.num_timesteps, seed, True, progress, echo, after_eval)
+        if agent.num_timesteps < planned:
+            path = agent.save(model_path(run_dir, config.name))
+            echo(f"training stopped early at step {agent.num_timesteps} of {planned}; saved the agent to {path}")
+            return RunResult(run_dir, path, agent.num_timesteps, None, stopped_early=True)
+        path, result = _finish(agent, config, run_dir, env, seed, echo)
+        return RunResult(run_dir, path, agent.num_timesteps, result)
 
 
 def resume_run(
@@ -488,15 +501,15 @@ def resume_run(
         raise ConfigError(f"{run_dir} has no checkpoint to resume from (in {run_dir / CHECKPOINT_DIR})")
     echo(f"loading datasets: {', '.join(config.datasets)}")
     buffer = load_task_data(config)
-    env = make_task_env(config)
-    agent = config.agent_class.load(checkpoint, device=device, dataset=buffer, verbose=verbose, **overrides)
-    check_env_spaces(env, agent.observation_space, agent.action_space)
-    planned = agent.schedule.total if agent.schedule is not None else config.planned_timesteps
-    remaining = 0 if checkpoint == final_model else max(planned - agent.num_timesteps, 0)
-    with open(run_dir / COMMAND_FILE, "a") as file:
-        file.write(command + "\n")
-    echo(f"resuming {run_dir} from {checkpoint.name}: step {agent.num_timesteps} of {planned}, {remaining} to go")
-    if remaining:
-        _learn(agent, config, run_dir, env, remaining, seed, True, progress, echo)
-    path, result = _finish(agent, config, run_dir, env, seed, echo)
-    return RunResult(run_dir, path, agent.num_timesteps, result)
+    with closing(make_task_env(config)) as env:
+        agent = config.agent_class.load(checkpoint, device=device, dataset=buffer, verbose=verbose, **overrides)
+        check_env_spaces(env, agent.observation_space, agent.action_space)
+        planned = agent.schedule.total if agent.schedule is not None else config.planned_timesteps
+        remaining = 0 if checkpoint == final_model else max(planned - agent.num_timesteps, 0)
+        with open(run_dir / COMMAND_FILE, "a") as file:
+            file.write(command + "\n")
+        echo(f"resuming {run_dir} from {checkpoint.name}: step {agent.num_timesteps} of {planned}, {remaining} to go")
+        if remaining:
+            _learn(agent, config, run_dir, env, remaining, seed, True, progress, echo)
+        path, result = _finish(agent, config, run_dir, env, seed, echo)
+        return RunResult(run_dir, path, agent.num_timesteps, result)

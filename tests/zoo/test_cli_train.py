@@ -168,3 +168,28 @@ def test_evaluations_can_run_several_episodes_at_once(tiny_task_file, tmp_path):
     final = json.loads((run / "final_eval.json").read_text())
     assert len(final["returns"]) == 3
     assert np.load(run / "evaluations.npz")["results"].shape == (2, 2)
+
+
+def test_train_closes_every_env_it_made(tiny_task_file, tmp_path, monkeypatch):
+    import gymnasium as gym
+
+    from qipo_agents.zoo import train as train_module
+
+    made = []
+
+    class Recorded(gym.Wrapper):
+        closed = False
+
+        def close(self):
+            self.closed = True
+            super().close()
+
+    def make_recorded(*args, **kwargs):
+        made.append(Recorded(make_task_env(*args, **kwargs)))
+        return made[-1]
+
+    make_task_env = train_module.make_task_env
+    monkeypatch.setattr(train_module, "make_task_env", make_recorded)
+    invoke(*train_args("tiny-hopper", tmp_path / "logs", "--config", tiny_task_file, "n_eval_envs=2"))
+    # the task env, a copy for the evaluations during training and one for the final evaluation
+    assert len(made) == 3 and all(env.closed for env in made)
