@@ -52,6 +52,9 @@ def box_from_dict(data: dict[str, Any]) -> gym.spaces.Box:
     return gym.spaces.Box(np.asarray(data["low"], dtype=dtype), np.asarray(data["high"], dtype=dtype), dtype=dtype)
 
 
+CUDA_GENERATOR_STATE_BYTES = 16  # a CUDA (Philox) generator's state: its seed and offset, 8 bytes each
+
+
 class OfflineAlgorithm(ABC):
     """Base class of offline agents trained from a dataset instead of an environment.
 
@@ -198,10 +201,11 @@ class OfflineAlgorithm(ABC):
         device type (a CUDA generator's state does not fit a CPU generator, nor the reverse), seed a
         fresh stream from that state: loading the same file twice still continues identically, but
         not as the saving device would have."""
-        current = self.generator.get_state()
-        if state.numel() == current.numel():
+        if state.numel() == self.generator.get_state().numel():
             self.generator.set_state(state)
             return
+        if state.numel() not in (torch.Generator().get_state().numel(), CUDA_GENERATOR_STATE_BYTES):
+            raise RuntimeError(f"its random generator state has {state.numel()} bytes, which no torch device writes")
         seed = int.from_bytes(hashlib.sha256(state.numpy().tobytes()).digest()[:8], "little")
         self.generator.manual_seed(seed)
         if self._continues_training():

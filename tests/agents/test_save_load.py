@@ -252,13 +252,13 @@ def test_format_1_save_with_one_mlp_per_critic_resumes_like_the_uninterrupted_ru
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=name)
 
 
-def as_saved_on_cuda(path) -> None:
+def as_saved_on_cuda(path, n_bytes: int = 16) -> None:
     """Replace the saved sampling generator's state by a CUDA generator's (16 bytes: seed and
     offset), as a save written on a GPU holds."""
 
     def edit(raw):
         state = torch.load(io.BytesIO(raw), weights_only=True)
-        state["generator"] = torch.arange(16, dtype=torch.uint8)
+        state["generator"] = torch.arange(n_bytes, dtype=torch.uint8)
         buffer = io.BytesIO()
         torch.save(state, buffer)
         return buffer.getvalue()
@@ -291,3 +291,10 @@ def test_a_finished_agent_from_another_device_type_loads_without_a_warning(tiny_
     np.testing.assert_array_equal(
         loaded.predict(OBS, deterministic=True)[0], tiny_agent.predict(OBS, deterministic=True)[0]
     )
+
+
+def test_a_generator_state_of_no_known_size_is_a_clear_error(tiny_agent, tmp_path):
+    path = tiny_agent.save(tmp_path / "agent")
+    as_saved_on_cuda(path, n_bytes=7)
+    with pytest.raises(SaveFileError, match="corrupt or incomplete: its random generator state has 7 bytes"):
+        type(tiny_agent).load(path, device="cpu")
