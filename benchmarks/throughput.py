@@ -31,6 +31,10 @@ Beside them, on the same data and in the same interleaved loop:
   its floor; the gap is the time spent outside matrix products (activations, optimiser, Python). Items are interleaved (rotated order in every repeat) and the
 tables report medians; an item stops being repeated once it has used ``--item-budget`` seconds.
 
+``--device cuda`` runs the agents and IQL on a GPU (the clock waits for the device's queued work);
+``--compile [MODE]`` compiles the networks of every step with ``torch.compile`` first, to measure
+whether compilation pays.
+
 Example::
 
     MINARI_DATASETS_PATH=~/qipo-datasets python benchmarks/throughput.py --out results/throughput.json \\
@@ -482,6 +486,7 @@ def print_report(args, rows) -> None:
 
 
 def device_label(device: str) -> str:
+    """What the timings ran on, for the report: the GPU's name or the CPU's thread count."""
     if torch.device(device).type == "cuda":
         return torch.cuda.get_device_name(torch.device(device))
     return f"CPU, {torch.get_num_threads()} torch thread(s)"
