@@ -5,25 +5,22 @@ Skipped where torch sees no CUDA device (the CPU suite covers the same behaviour
 """
 
 import numpy as np
-import onnxruntime
 import pytest
 import torch
 
-from qipo_agents import QIPODiffusion, QIPOFlow
-
-from .conftest import TINY, bandit_reward, make_bandit, tilted_positive_mass
+from .conftest import AGENTS, TINY, bandit_reward, make_bandit, tilted_positive_mass
 from .test_bandit import BANDIT_CONFIG, BETA
+from .test_export import _run
+from .test_save_load import OBS
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 ON_CUDA = {**TINY, "device": "cuda"}
-OBS = np.linspace(-1, 1, 7, dtype=np.float32).reshape(7, 1)
 
 
-@pytest.fixture(scope="module", params=["flow", "diffusion"])
+@pytest.fixture(scope="module", params=sorted(AGENTS))
 def trained_on_cuda(request):
-    cls = {"flow": QIPOFlow, "diffusion": QIPODiffusion}[request.param]
-    return cls("MlpPolicy", make_bandit(), **{**BANDIT_CONFIG, "device": "cuda"}).learn()
+    return AGENTS[request.param]("MlpPolicy", make_bandit(), **{**BANDIT_CONFIG, "device": "cuda"}).learn()
 
 
 def test_agent_trains_on_the_gpu_and_matches_the_tilted_target(trained_on_cuda):
@@ -70,10 +67,6 @@ def test_resume_on_the_gpu_equals_the_uninterrupted_run(agent_class, bandit_data
 def test_export_of_a_gpu_agent_runs_on_the_cpu_and_equals_predict(tiny_on_cuda, fmt, tmp_path):
     path = tiny_on_cuda.export(tmp_path / f"policy.{'onnx' if fmt == 'onnx' else 'pt'}", format=fmt)
     observations = np.random.default_rng(1).uniform(-1.5, 1.5, size=(33, 1)).astype(np.float32)
-    noise = np.zeros((33, 1), np.float32)
-    if fmt == "onnx":
-        exported = onnxruntime.InferenceSession(str(path)).run(None, {"observation": observations, "noise": noise})[0]
-    else:
-        exported = torch.jit.load(str(path))(torch.from_numpy(observations), torch.from_numpy(noise)).numpy()
+    exported = _run(path, fmt, observations, np.zeros((33, 1), np.float32))
     expected = tiny_on_cuda.predict(observations, deterministic=True)[0]
     np.testing.assert_allclose(exported, expected, atol=1e-5)
