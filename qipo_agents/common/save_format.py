@@ -1,8 +1,8 @@
 """The save file: a zip with JSON metadata and one ``.pth`` per group of state dicts.
 
-Layout (format version 2)::
+Layout (format version 3)::
 
-    data.json        {"format": "qipo_agents", "format_version": 2, "class": ..., hyperparameters,
+    data.json        {"format": "qipo_agents", "format_version": 3, "class": ..., hyperparameters,
                       spaces, scalers, counters, system info}
     policy.pth       state dict of the policy (every network)
     optimizers.pth   {name: optimiser state dict}
@@ -11,6 +11,8 @@ Layout (format version 2)::
 Format 2 stores the critic ensemble with stacked weights (``critic.layers.<l>.weight``
 ``(n_critics, in, out)``); format 1 stored one MLP per member (``critic.q1.0.weight`` ...). Format 1
 files still load: the ensemble stacks their weights, and the critic optimiser's moments, on load.
+Format 3 changed the one-step policy's default architecture (``policy_kwargs["one_step_architecture"]``,
+``"field"``); files of formats 1 and 2 hold the ``"mlp"`` one and load as such.
 
 Files are written atomically (a temporary file in the same folder, then ``os.replace``), so an
 interrupted save never leaves a truncated zip behind. Tensors are loaded with
@@ -32,7 +34,7 @@ from qipo_agents.common.atomic import atomic_write
 from qipo_agents.errors import SaveFileError
 
 FORMAT_NAME = "qipo_agents"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 
 def zip_path(path: str | os.PathLike) -> Path:

@@ -31,6 +31,8 @@ class ProbabilityPath(ABC):
     """A Gaussian probability path used for training and sampling."""
 
     name: str
+    noise_time: float
+    """The time at which ``x_t`` is pure noise, where sampling starts."""
     solvers: tuple[str, ...]
     default_solver: str
     default_steps: int
@@ -77,6 +79,7 @@ class OptimalTransportPath(ProbabilityPath):
     """
 
     name = "ot"
+    noise_time = 0.0
     solvers = ("euler", "midpoint", "rk4")
 
     def __init__(self, sigma_min: float = 1e-4, default_solver: str = "midpoint", default_steps: int = 3):
@@ -119,6 +122,7 @@ class VPPath(ProbabilityPath):
     """
 
     name = "vp"
+    noise_time = 1.0
     solvers = ("dpm_solver_2", "dpm_solver_3", "ddim", "dpm_solver_pp_2s")
 
     def __init__(

@@ -115,7 +115,9 @@ class QIPO(OfflineAlgorithm):
         policy_kwargs: actor/critic shapes: ``hidden_dims`` (512, 256, 128), ``architecture``
             (``"unet"`` or ``"mlp"``), ``embed_dim`` (128), ``critic_hidden_dims`` (256, 256, 256),
             ``n_critics`` (2: twin Q-networks; every use of Q takes the minimum over them),
-            ``one_step_hidden_dims`` (256, 256, 256: the one-step policy, with ``distill_steps > 0``).
+            and, with ``distill_steps > 0``, the one-step policy's: ``one_step_architecture``
+            (``"field"``: a copy of the actor read once at the noise end and started from it, the
+            default; ``"mlp"``: a plain MLP of ``one_step_hidden_dims``, (256, 256, 256), from scratch).
         path_kwargs: probability-path options (e.g. ``sigma_min`` for flows, ``beta_0``/``beta_1`` for VP).
         verbose: 0 silent, 1 training logs to stdout.
         seed: seed of Python, NumPy and torch (as in Stable-Baselines3).
@@ -238,7 +240,7 @@ class QIPO(OfflineAlgorithm):
                 self.observation_normalizer.fit(self.buffer)
             self.reward_scaler.fit(self.buffer)
         kwargs = dict(self.policy_kwargs)
-        one_step_hidden_dims = kwargs.pop("one_step_hidden_dims", (256, 256, 256))
+        one_step_architecture = kwargs.pop("one_step_architecture", "field")
         self.policy = QIPOPolicy(
             obs_dim,
             action_dim,
@@ -246,7 +248,9 @@ class QIPO(OfflineAlgorithm):
             use_value_network=self.critic_type == "expectile",
             actor_learning_rate=self.behavior_learning_rate,
             critic_learning_rate=self.critic_learning_rate,
-            one_step_hidden_dims=one_step_hidden_dims if self.distill_steps > 0 else None,
+            one_step_architecture=one_step_architecture if self.distill_steps > 0 else None,
+            one_step_noise_time=self.path.noise_time,
+            one_step_guidance=self.beta,
             one_step_learning_rate=self.distill_learning_rate,
             **kwargs,
         ).to(self.device)
@@ -470,6 +474,14 @@ class QIPO(OfflineAlgorithm):
         params = {name: getattr(self, name) for name in names}
         params["schedule"] = None if self.schedule is None else self.schedule.to_dict()
         return params
+
+    @classmethod
+    def _upgrade_hyperparameters(cls, hyperparameters: dict[str, Any], format_version: int) -> dict[str, Any]:
+        if format_version >= 3 or not hyperparameters.get("distill_steps"):
+            return hyperparameters
+        # formats 1 and 2 distilled into an MLP only; format 3 made the field copy the default
+        policy_kwargs = {"one_step_architecture": "mlp", **(hyperparameters.get("policy_kwargs") or {})}
+        return {**hyperparameters, "policy_kwargs": policy_kwargs}
 
     def _state(self) -> tuple[dict[str, Any], dict[str, Any]]:
         json_state = {

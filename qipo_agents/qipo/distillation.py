@@ -2,7 +2,7 @@
 
 The refined policy acts by integrating its ODE (or running its diffusion sampler) from a noise
 ``z ~ N(0, I)``: a deterministic map ``z -> a`` per state, of ``NFE`` network evaluations. This
-phase fits a plain network ``g(s, z)`` to that map by regression on the sampler's own output,
+phase fits a network ``g(s, z)`` to that map by regression on the sampler's own output,
 ``|| g(s, z) - clip(solve(actor_ema, s, z)) ||^2``, as Flow Q-Learning distils its flow policy
 into a one-step policy (Park et al., 2025). Every step draws fresh noise for its minibatch of
 dataset states and asks the teacher for its actions (``NFE`` forwards of the teacher, no
@@ -10,6 +10,12 @@ backward), so over the phase ``g`` sees the map at many noises per state. Once t
 acts in one evaluation and, fed standard normal noise, samples the same action distribution;
 zero noise gives the same central action as ``predict(obs, deterministic=True)`` of the
 multi-step policy.
+
+The default student (:class:`~qipo_agents.networks.one_step.OneStepField`) is a copy of the
+teacher read once at the noise end, copied from ``actor_ema`` when the phase starts. Each step's
+pairs are fresh, so its loss before the update is a held-out error: ``distill_relative_error``
+logs it as a fraction of the teacher's action variance in the minibatch (0: a perfect copy, 1: no
+better than the mean action).
 
 The teacher (``actor_ema``) is not changed, so the multi-step policy stays available
 (``one_step_acting=False``).
@@ -30,6 +36,7 @@ from qipo_agents.qipo.support import SamplerConfig, clip_actions
 @dataclass(frozen=True)
 class DistillationLoss:
     distill_loss: torch.Tensor
+    distill_relative_error: torch.Tensor
 
 
 class OneStepDistillation:
@@ -67,7 +74,9 @@ class OneStepDistillation:
         self.generator = generator
 
     def start(self) -> None:
-        """Nothing to prepare: every step asks the teacher for fresh (noise, action) pairs."""
+        """Start the student from the teacher (the field student; the MLP starts from scratch).
+        Every step then asks the teacher for fresh (noise, action) pairs."""
+        self.policy.one_step.initialise_from(self.policy.actor_ema)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """Nothing beyond the networks and the generator the agent saves: a resumed phase draws the
@@ -88,4 +97,5 @@ class OneStepDistillation:
         target = clip_actions(teacher, self.action_low, self.action_high).clone()
         loss = F.mse_loss(self.policy.one_step(observations, noise), target)
         self.policy.update_one_step(loss)
-        return DistillationLoss(loss.detach())
+        relative_error = loss.detach() / target.var(dim=0).mean().clamp_min(1e-12)
+        return DistillationLoss(loss.detach(), relative_error)

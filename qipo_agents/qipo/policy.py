@@ -11,7 +11,7 @@ from torch import nn
 from qipo_agents.common.polyak import polyak_update
 from qipo_agents.networks.critics import QEnsemble, ValueNetwork
 from qipo_agents.networks.field import FieldNetwork
-from qipo_agents.networks.one_step import OneStepActor
+from qipo_agents.networks.one_step import ONE_STEP_ARCHITECTURES, OneStepActor, OneStepField
 
 
 class QIPOPolicy(nn.Module):
@@ -23,7 +23,8 @@ class QIPOPolicy(nn.Module):
     * ``critic`` / ``critic_target``: an ensemble of Q-networks (twin by default) and its Polyak average.
     * ``value``: ``V(s)``, only for the expectile (IQL) critic.
     * ``one_step``: ``g(s, z) -> a``, the one-step policy distilled from ``actor_ema``
-      (:class:`~qipo_agents.networks.one_step.OneStepActor`), only with ``one_step_hidden_dims``.
+      (:class:`~qipo_agents.networks.one_step.OneStepField` or
+      :class:`~qipo_agents.networks.one_step.OneStepActor`), only with ``one_step_architecture``.
 
     Args:
         obs_dim, action_dim: dataset dimensions.
@@ -32,7 +33,12 @@ class QIPOPolicy(nn.Module):
         n_critics: Q-networks in the critic ensemble (2: the twin critic); every use takes their minimum.
         guidance_max: make the actor guidance-conditioned over ``[0, guidance_max]``.
         use_value_network: build ``value`` (expectile critic).
-        one_step_hidden_dims: build ``one_step`` with these hidden widths (None: no one-step policy).
+        one_step_architecture: build ``one_step``: ``"field"`` (a copy of the actor read once at
+            the path's noise end), ``"mlp"`` (a plain MLP of ``one_step_hidden_dims``) or None (no
+            one-step policy).
+        one_step_hidden_dims: hidden widths of the ``"mlp"`` one-step policy.
+        one_step_noise_time: the path's time of pure noise (``"field"`` reads the actor there).
+        one_step_guidance: the guidance scale a guidance-conditioned ``"field"`` student acts at.
         one_step_learning_rate: Adam step size of ``one_step``.
         actor_learning_rate, critic_learning_rate: Adam step sizes.
     """
@@ -50,7 +56,10 @@ class QIPOPolicy(nn.Module):
         use_value_network: bool = False,
         actor_learning_rate: float = 1e-4,
         critic_learning_rate: float = 3e-4,
-        one_step_hidden_dims: Sequence[int] | None = None,
+        one_step_architecture: str | None = None,
+        one_step_hidden_dims: Sequence[int] = (256, 256, 256),
+        one_step_noise_time: float = 0.0,
+        one_step_guidance: float | None = None,
         one_step_learning_rate: float = 3e-4,
     ):
         super().__init__()
@@ -75,10 +84,17 @@ class QIPOPolicy(nn.Module):
         if self.value is not None:
             critic_params += list(self.value.parameters())
         self.critic_optimizer = torch.optim.Adam(critic_params, lr=critic_learning_rate, fused=True)
-        self.one_step: OneStepActor | None = None
+        self.one_step: OneStepField | OneStepActor | None = None
         self.one_step_optimizer: torch.optim.Optimizer | None = None
-        if one_step_hidden_dims is not None:
+        if one_step_architecture not in (*ONE_STEP_ARCHITECTURES, None):
+            raise ValueError(
+                f"unknown one_step_architecture {one_step_architecture!r}; choose one of {ONE_STEP_ARCHITECTURES}"
+            )
+        if one_step_architecture == "field":
+            self.one_step = OneStepField(self.actor, one_step_noise_time, one_step_guidance)
+        elif one_step_architecture == "mlp":
             self.one_step = OneStepActor(obs_dim, action_dim, one_step_hidden_dims)
+        if self.one_step is not None:
             self.one_step_optimizer = torch.optim.Adam(
                 self.one_step.parameters(), lr=one_step_learning_rate, fused=True
             )
