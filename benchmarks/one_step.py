@@ -116,12 +116,13 @@ def fidelity(agent: QIPO, n_pairs: int) -> dict[str, float]:
     """The one-step policy against the sampler on ``n_pairs`` fixed (dataset state, standard
     normal noise) pairs: squared error over the sampler's action variance, and the share of
     actions farther than 0.5 from the sampler's."""
-    generator = torch.Generator().manual_seed(0)
-    states = agent.data.observations[agent.data.sample_indices(n_pairs, generator)].cpu()
+    generator = torch.Generator().manual_seed(0)  # the agents are loaded on the CPU
+    states = agent.data.observations[agent.data.sample_indices(n_pairs, generator)]
     noise = torch.randn(n_pairs, agent.action_space.shape[0], generator=generator)
-    teacher = agent.sampler.sample(agent.policy.actor_ema.cpu(), states, noise, agent.beta)
-    teacher = clip_actions(teacher, agent.action_low.cpu(), agent.action_high.cpu())
-    student = clip_actions(agent.policy.one_step.cpu()(states, noise), agent.action_low.cpu(), agent.action_high.cpu())
+    teacher = clip_actions(
+        agent.sampler.sample(agent.policy.actor_ema, states, noise, agent.beta), agent.action_low, agent.action_high
+    )
+    student = clip_actions(agent.policy.one_step(states, noise), agent.action_low, agent.action_high)
     distance = (student - teacher).norm(dim=1)
     return {
         "relative_error": float((distance**2).mean() / teacher.var(dim=0).sum()),

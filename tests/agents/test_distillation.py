@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import onnxruntime
 import pytest
 import torch
 
@@ -16,6 +15,7 @@ from qipo_agents.qipo.algorithm import QIPO
 
 from .conftest import TINY, bandit_reward, make_bandit, tilted_positive_mass
 from .test_bandit import BANDIT_CONFIG, BETA
+from .test_export import _run
 from .test_save_load import rewrite_member
 
 BANDIT_CONFIG_NFE = 2 * 3  # the flow's default sampler: 3 midpoint steps, 2 evaluations each
@@ -149,10 +149,7 @@ def test_distilled_agent_saves_loads_and_exports(distilled, fmt, tmp_path):
     np.testing.assert_array_equal(loaded.predict(states, deterministic=True)[0], expected)
     path = loaded.export(tmp_path / f"policy.{fmt}", format=fmt)
     noise = np.zeros((len(states), 1), np.float32)
-    if fmt == "onnx":
-        exported = onnxruntime.InferenceSession(str(path)).run(None, {"observation": states, "noise": noise})[0]
-    else:
-        exported = torch.jit.load(str(path))(torch.from_numpy(states), torch.from_numpy(noise)).numpy()
+    exported = _run(path, fmt, states, noise)
     np.testing.assert_allclose(exported, expected, atol=1e-5)
 
 
