@@ -1,5 +1,6 @@
 """On a CUDA device: the agents learn the exact tilted target, saves move between CUDA and the CPU,
-a resumed run equals the uninterrupted one, and exported policies act as the agent does.
+a resumed run equals the uninterrupted one, exported policies act as the agent does, and the
+one-step policy distilled there copies the sampler.
 
 Skipped where torch sees no CUDA device (the CPU suite covers the same behaviour on the CPU).
 """
@@ -8,8 +9,11 @@ import numpy as np
 import pytest
 import torch
 
+from qipo_agents import QIPOFlow
+
 from .conftest import AGENTS, TINY, bandit_reward, make_bandit, tilted_positive_mass
 from .test_bandit import BANDIT_CONFIG, BETA
+from .test_distillation import one_step_relative_error
 from .test_export import _run
 from .test_save_load import OBS
 
@@ -70,3 +74,16 @@ def test_export_of_a_gpu_agent_runs_on_the_cpu_and_equals_predict(tiny_on_cuda, 
     exported = _run(path, fmt, observations, np.zeros((33, 1), np.float32))
     expected = tiny_on_cuda.predict(observations, deterministic=True)[0]
     np.testing.assert_allclose(exported, expected, atol=1e-5)
+
+
+def test_one_step_policy_distilled_on_the_gpu_copies_the_sampler_and_moves_to_the_cpu(tmp_path):
+    distilled = QIPOFlow("MlpPolicy", make_bandit(), **{**BANDIT_CONFIG, "device": "cuda"}, distill_steps=1500)
+    distilled.learn()
+    assert distilled.acts_in_one_step
+    assert one_step_relative_error(distilled) < 0.05
+    states = np.linspace(-1, 1, 16, dtype=np.float32)[:, None]
+    expected = distilled.predict(states, deterministic=True)[0]
+    on_cpu = QIPOFlow.load(distilled.save(tmp_path / "agent"), device="cpu")
+    assert on_cpu.acts_in_one_step
+    np.testing.assert_allclose(on_cpu.predict(states, deterministic=True)[0], expected, atol=1e-5)
+    assert one_step_relative_error(on_cpu) < 0.05
