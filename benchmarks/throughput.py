@@ -33,7 +33,8 @@ tables report medians; an item stops being repeated once it has used ``--item-bu
 
 ``--device cuda`` runs the agents and IQL on a GPU (the clock waits for the device's queued work);
 ``--compile [MODE]`` compiles the networks of every step with ``torch.compile`` first, to measure
-whether compilation pays.
+whether compilation pays; ``--bf16`` also times every phase with ``precision="bf16-mixed"``
+(bfloat16 matrix products) in the same interleaved loop, its floor at the bfloat16 matmul rate.
 
 Example::
 
@@ -44,6 +45,7 @@ Example::
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 import time
 from typing import Any
@@ -54,11 +56,16 @@ import torch
 
 HOPPER_SHAPES = (11, 3)  # obs_dim, action_dim, for --synthetic random without a dataset
 STEP_ITEMS = ("behavior", "critic_softmax", "critic_expectile", "policy")
-LABELS = {
+BF16 = "_bf16"  # suffix of the step items timed with precision="bf16-mixed"
+_FP32_LABELS = {
     "behavior": "behaviour",
     "critic_softmax": "critic (in-support softmax)",
     "critic_expectile": "critic (expectile)",
     "policy": "refinement",
+}
+LABELS = {
+    **_FP32_LABELS,
+    **{f"{name}{BF16}": f"{label}, bf16-mixed" for name, label in _FP32_LABELS.items()},
     "iql": "IQL step (d3rlpy)",
     "renew": "renew()",
     "critic_start": "critic start()",
@@ -109,6 +116,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="MODE",
         help="compile the agents' networks with torch.compile (nn.Module.compile) in this mode (default, "
         "reduce-overhead, max-autotune) before timing; the optimiser steps and the sampling code stay eager",
+    )
+    parser.add_argument(
+        "--bf16",
+        action="store_true",
+        help="also time every phase with precision='bf16-mixed' (bfloat16 matrix products), side by side",
     )
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: OMP_NUM_THREADS / torch's)")
     parser.add_argument("--out", default=None, help="write all results as JSON here")
@@ -170,9 +182,9 @@ def synthesize(source, size: int, mode: str, jitter: float, rng: np.random.Gener
             "episode_ids",
         )
     }
-    for copy in range(n_copies):
+    for copy_index in range(n_copies):
         obs, next_obs, actions = source.observations, source.next_observations, source.actions
-        if copy > 0 and jitter > 0:
+        if copy_index > 0 and jitter > 0:
             noise = (jitter * obs_std * rng.standard_normal(obs.shape)).astype(np.float32)
             next_noise = np.where(
                 next_in_episode[:, None],
@@ -187,7 +199,7 @@ def synthesize(source, size: int, mode: str, jitter: float, rng: np.random.Gener
         parts["rewards"].append(source.rewards)
         parts["terminations"].append(source.terminations)
         parts["truncations"].append(source.truncations)
-        parts["episode_ids"].append(ids + copy * (int(ids.max()) + 1))
+        parts["episode_ids"].append(ids + copy_index * (int(ids.max()) + 1))
     return {k: np.concatenate(v)[:size] for k, v in parts.items()}
 
 
@@ -204,6 +216,7 @@ class Phases:
         with_iql: bool = True,
         device: str = "cpu",
         compile_mode: str | None = None,
+        with_bf16: bool = False,
     ):
         # both critics are timed whichever the profile uses; the projection uses the profile's
         self.critic_type = kwargs.get("critic_type", "in_support_softmax")
@@ -227,21 +240,26 @@ class Phases:
         self.policy.start()  # = renew()
         self.first["renew"] = time.perf_counter() - start
         self.policy.renew_interval = 10**12  # no renewal inside a timed block: renewals are timed on their own
-        self.iql = IQLStep(self.agent.buffer, kwargs, device) if with_iql else None
-        self.step_items = [*STEP_ITEMS, "iql"] if with_iql else list(STEP_ITEMS)
+        self.steps = {
+            "behavior": self.behavior,
+            "critic_softmax": self.critic_softmax,
+            "critic_expectile": self.critic_expectile,
+            "policy": self.policy,
+        }
+        if with_bf16:  # the same phase objects (networks, data, support) stepping in bf16-mixed
+            for name in STEP_ITEMS:
+                variant = copy.copy(self.steps[name])
+                variant.precision = "bf16-mixed"
+                self.steps[f"{name}{BF16}"] = variant
+        if with_iql:
+            self.steps["iql"] = IQLStep(self.agent.buffer, kwargs, device)
+        self.step_items = list(self.steps)
         for name in self.step_items:  # warm-up
             self.phase(name).train_step()
         self.flops = {name: step_flops(self.phase(name).train_step) for name in self.step_items}
 
     def phase(self, name: str):
-        if name == "iql":
-            return self.iql
-        return {
-            "behavior": self.behavior,
-            "critic_softmax": self.critic_softmax,
-            "critic_expectile": self.critic_expectile,
-            "policy": self.policy,
-        }[name]
+        return self.steps[name]
 
     def time_steps(self, name: str, n_steps: int) -> float:
         phase = self.phase(name)
@@ -314,10 +332,12 @@ def step_flops(train_step) -> int:
     return counter.get_total_flops()
 
 
-def matmul_flops_per_s(device: str = "cpu", repeats: int = 5, n_calls: int = 200) -> float:
-    """Median float32 FLOP/s of ``(256 x 256) @ (256 x 256)`` products on ``device`` (the CPU: on the
-    current threads)."""
-    a, b = torch.randn(256, 256, device=device), torch.randn(256, 256, device=device)
+def matmul_flops_per_s(
+    device: str = "cpu", dtype: torch.dtype = torch.float32, repeats: int = 5, n_calls: int = 200
+) -> float:
+    """Median FLOP/s of ``(256 x 256) @ (256 x 256)`` products of ``dtype`` on ``device`` (the CPU: on
+    the current threads)."""
+    a, b = torch.randn(256, 256, device=device, dtype=dtype), torch.randn(256, 256, device=device, dtype=dtype)
     bu.seconds_per_call(lambda: a @ b, 20)
     return bu.median([2 * 256**3 / bu.seconds_per_call(lambda: a @ b, n_calls) for _ in range(repeats)])
 
@@ -345,7 +365,9 @@ def measure(args, phases: Phases) -> dict[str, list[float]]:
     return samples
 
 
-def summarise(agent_name: str, size: int, phases: Phases, samples, matmul_rate: float) -> dict[str, Any]:
+def summarise(agent_name: str, size: int, phases: Phases, samples, matmul_rate: dict[str, float]) -> dict[str, Any]:
+    """One row of the report: rates, floors (``matmul_rate``: FLOP/s by ``"fp32"`` / ``"bf16"``),
+    sampling times and the projected ``learn()`` of the profile."""
     agent = phases.agent
     nfe = bu.count_nfe(agent, np.zeros(agent.observation_space.shape, np.float32))
     med = {name: bu.median(values) for name, values in samples.items()}
@@ -367,7 +389,9 @@ def summarise(agent_name: str, size: int, phases: Phases, samples, matmul_rate: 
         "renew_states": renew_states,
         "steps_per_s": rate,
         "flops_per_step": phases.flops,
-        "floor_steps_per_s": {name: matmul_rate / flops for name, flops in phases.flops.items()},
+        "floor_steps_per_s": {
+            name: matmul_rate["bf16" if name.endswith(BF16) else "fp32"] / flops for name, flops in phases.flops.items()
+        },
         "matmul_flops_per_s": matmul_rate,
         "renew_s": med["renew"],
         "critic_start_s": med["critic_start"],
@@ -415,9 +439,7 @@ def print_report(args, rows) -> None:
         table = []
         for r in rows:
             iql = r["steps_per_s"].get("iql")
-            for name in (*STEP_ITEMS, "iql"):
-                if name not in r["steps_per_s"]:
-                    continue
+            for name in r["steps_per_s"]:
                 steps, floor = r["steps_per_s"][name], r["floor_steps_per_s"][name]
                 table.append(
                     [
@@ -432,9 +454,11 @@ def print_report(args, rows) -> None:
                     ]
                 )
         print(bu.markdown_table(headers, table))
+        rates = rows[0]["matmul_flops_per_s"]
         print(
-            f"\nMatmul rate: {rows[0]['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s "
-            f"(float32, 256 x 256 products, {device_label(args.device)})."
+            f"\nMatmul rate: {rates['fp32'] / 1e9:.1f} GFLOP/s float32"
+            + (f", {rates['bf16'] / 1e9:.1f} GFLOP/s bfloat16" if args.bf16 else "")
+            + f" (256 x 256 products, {device_label(args.device)})."
         )
     print("\n## Support sampling and projected learn() time of the profile\n")
     headers = [
@@ -519,7 +543,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     source = bu.load_buffer(args.dataset) if args.synthetic == "tile" else None
     classes = bu.agent_classes()
     rng = np.random.default_rng(0)
-    matmul_rate = matmul_flops_per_s(args.device)
+    matmul_rate = {"fp32": matmul_flops_per_s(args.device)}
+    if args.bf16:
+        matmul_rate["bf16"] = matmul_flops_per_s(args.device, torch.bfloat16)
     rows = []
     for size in args.sizes:
         data = synthesize(source, size, args.synthetic, args.jitter, rng)
@@ -533,6 +559,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 not args.no_iql,
                 device=args.device,
                 compile_mode=args.compile,
+                with_bf16=args.bf16,
             )
             samples = measure(args, phases)
             row = summarise(agent_name, size, phases, samples, matmul_rate)
@@ -563,6 +590,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "iql": not args.no_iql,
             "device": args.device,
             "compile": args.compile,
+            "bf16": args.bf16,
         },
         "rows": rows,
     }

@@ -9,15 +9,28 @@ from typing import Any
 import torch
 from torch import nn
 
+from qipo_agents.common.precision import float32_layer
 
-def mlp(in_dim: int, hidden_dims: Sequence[int], out_dim: int) -> nn.Sequential:
-    """A ReLU MLP ``in_dim -> hidden_dims... -> out_dim``."""
-    layers: list[nn.Module] = []
-    for width in hidden_dims:
-        layers += [nn.Linear(in_dim, width), nn.ReLU()]
-        in_dim = width
-    layers.append(nn.Linear(in_dim, out_dim))
-    return nn.Sequential(*layers)
+
+class MLP(nn.Sequential):
+    """A ReLU MLP ``in_dim -> hidden_dims... -> out_dim``: ``x (batch, in_dim) -> (batch, out_dim)``.
+
+    Its output layer computes in float32 under bfloat16 autocast (:func:`float32_layer`).
+    """
+
+    def __init__(self, in_dim: int, hidden_dims: Sequence[int], out_dim: int):
+        layers: list[nn.Module] = []
+        for width in hidden_dims:
+            layers += [nn.Linear(in_dim, width), nn.ReLU()]
+            in_dim = width
+        layers.append(nn.Linear(in_dim, out_dim))
+        super().__init__(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        *hidden, output = self
+        for layer in hidden:
+            x = layer(x)
+        return float32_layer(output, x)
 
 
 class EnsembleLinear(nn.Module):
@@ -98,12 +111,10 @@ class QEnsemble(nn.Module):
     def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         x = torch.cat([obs, action], dim=-1)
         h = x.expand(self.n_critics, *x.shape)
-        last = len(self.layers) - 1
-        for index, layer in enumerate(self.layers):
-            h = layer(h)
-            if index < last:
-                h = torch.relu(h)
-        return h.squeeze(-1)
+        *hidden, output = self.layers
+        for layer in hidden:
+            h = torch.relu(layer(h))
+        return float32_layer(output, h).squeeze(-1)
 
     def min_q(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """``min_k Q_k(obs, action)``: ``(batch,)``."""
@@ -188,7 +199,7 @@ class ValueNetwork(nn.Module):
 
     def __init__(self, obs_dim: int, hidden_dims: Sequence[int] = (256, 256, 256)):
         super().__init__()
-        self.net = mlp(obs_dim, hidden_dims, 1)
+        self.net = MLP(obs_dim, hidden_dims, 1)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.net(obs).squeeze(-1)

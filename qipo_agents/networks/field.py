@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from qipo_agents.common.precision import float32_layer
 from qipo_agents.networks.embeddings import ScalarEmbedding
 
 
@@ -111,4 +112,4 @@ class FieldNetwork(nn.Module):
         skips.pop()  # the innermost activation is `h` itself
         for block in self.up:
             h = block(torch.cat([h, skips.pop()], dim=-1), emb)
-        return self.head(h)
+        return float32_layer(self.head, h)

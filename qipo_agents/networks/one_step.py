@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from qipo_agents.networks.critics import mlp
+from qipo_agents.networks.critics import MLP
 from qipo_agents.networks.field import FieldNetwork
 
 ONE_STEP_ARCHITECTURES = ("field", "mlp")
@@ -43,7 +43,7 @@ class OneStepActor(nn.Module):
     def __init__(self, obs_dim: int, action_dim: int, hidden_dims: Sequence[int] = (256, 256, 256)):
         super().__init__()
         self.action_dim = action_dim
-        self.net = mlp(obs_dim + action_dim, hidden_dims, action_dim)
+        self.net = MLP(obs_dim + action_dim, hidden_dims, action_dim)
 
     def forward(self, observation: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         return self.net(torch.cat([observation, noise], dim=-1))

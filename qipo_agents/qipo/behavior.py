@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from qipo_agents.common.precision import training_autocast
 from qipo_agents.data.device_buffer import DeviceBuffer
 from qipo_agents.generative.losses import energy_weighted_loss
 from qipo_agents.generative.paths import ProbabilityPath
@@ -27,6 +28,8 @@ class BehaviorWarmup:
         batch_size: transitions per step.
         tau: Polyak rate of ``actor_ema``.
         generator: random source for minibatches and noise.
+        precision: ``"fp32"``, or ``"bf16-mixed"`` for bfloat16 matrix products in the step
+            (:mod:`qipo_agents.common.precision`).
     """
 
     name = "behavior"
@@ -39,9 +42,11 @@ class BehaviorWarmup:
         batch_size: int,
         tau: float,
         generator: torch.Generator,
+        precision: str = "fp32",
     ):
         self.policy, self.data, self.path = policy, data, path
         self.batch_size, self.tau, self.generator = batch_size, tau, generator
+        self.precision = precision
 
     def start(self) -> None:
         """Nothing to prepare: the warm-up reads the dataset directly."""
@@ -59,13 +64,14 @@ class BehaviorWarmup:
         guidance_max = self.policy.actor.guidance_max
         if guidance_max is not None:  # unweighted at every label: the warm-up gives mu at every beta
             guidance = guidance_max * torch.rand(self.batch_size, device=batch.actions.device, generator=self.generator)
-        loss = energy_weighted_loss(
-            self.policy.actor,
-            self.path,
-            batch.actions,
-            condition=batch.observations,
-            guidance=guidance,
-            generator=self.generator,
-        )
+        with training_autocast(self.precision, batch.actions.device):
+            loss = energy_weighted_loss(
+                self.policy.actor,
+                self.path,
+                batch.actions,
+                condition=batch.observations,
+                guidance=guidance,
+                generator=self.generator,
+            )
         self.policy.update_actor(loss, self.tau)
         return BehaviorLoss(loss.detach())

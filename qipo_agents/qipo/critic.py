@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from qipo_agents.common.polyak import polyak_update
+from qipo_agents.common.precision import training_autocast
 from qipo_agents.data.device_buffer import DeviceBuffer, TransitionBatch
 from qipo_agents.qipo.policy import QIPOPolicy
 from qipo_agents.qipo.support import SamplerConfig, clip_actions, sample_support_actions
@@ -30,10 +31,19 @@ class CriticLoss:
     target_mean: torch.Tensor
 
 
-def _fit_q(policy: QIPOPolicy, batch: TransitionBatch, target: torch.Tensor, tau: float, extra_loss=None):
-    """One step on the mean over the Q-networks of their MSE to ``target``, then the soft target update."""
-    qs = policy.critic(batch.observations, batch.actions)  # (n_critics, B)
-    loss = F.mse_loss(qs, target.expand_as(qs))
+def _fit_q(
+    policy: QIPOPolicy,
+    batch: TransitionBatch,
+    target: torch.Tensor,
+    tau: float,
+    precision: str,
+    extra_loss: torch.Tensor | None = None,
+) -> CriticLoss:
+    """One step on the mean over the Q-networks of their MSE to ``target (B,)`` (plus ``extra_loss``),
+    then the soft target update."""
+    with training_autocast(precision, target.device):
+        qs = policy.critic(batch.observations, batch.actions)  # (n_critics, B)
+        loss = F.mse_loss(qs, target.expand_as(qs))
     total = loss if extra_loss is None else loss + extra_loss
     policy.critic_optimizer.zero_grad(set_to_none=True)
     total.backward()
@@ -58,6 +68,8 @@ class InSupportSoftmaxQLearning:
         batch_size: transitions per step.
         action_low, action_high: action bounds ``(action_dim,)``.
         chunk_size: (state, action) pairs per sampling call.
+        precision: ``"fp32"``, or ``"bf16-mixed"`` for bfloat16 matrix products in the step
+            (:mod:`qipo_agents.common.precision`); the support is drawn in float32.
     """
 
     name = "critic"
@@ -76,8 +88,10 @@ class InSupportSoftmaxQLearning:
         action_high: torch.Tensor,
         generator: torch.Generator,
         chunk_size: int = 16_384,
+        precision: str = "fp32",
     ):
         self.policy, self.data, self.sampler = policy, data, sampler
+        self.precision = precision
         self.n_support_actions, self.alpha_q, self.gamma, self.tau = n_support_actions, alpha_q, gamma, tau
         self.batch_size, self.generator, self.chunk_size = batch_size, generator, chunk_size
         self.action_low, self.action_high = action_low, action_high
@@ -110,14 +124,14 @@ class InSupportSoftmaxQLearning:
 
     def train_step(self) -> CriticLoss:
         batch = self.data.sample(self.batch_size, self.generator)
-        with torch.no_grad():
+        with torch.no_grad(), training_autocast(self.precision, batch.rewards.device):
             support = self.next_support[batch.indices]  # (B, M, A)
             b, m, a = support.shape
             next_obs = batch.next_observations.repeat_interleave(m, dim=0)
             q_next = self.policy.critic_target.min_q(next_obs, support.reshape(b * m, a)).view(b, m)
             v_next = (torch.softmax(self.alpha_q * q_next, dim=-1) * q_next).sum(-1)
             target = batch.rewards + self.gamma * batch.not_terminated * v_next
-        return _fit_q(self.policy, batch, target, self.tau)
+        return _fit_q(self.policy, batch, target, self.tau, self.precision)
 
 
 class ExpectileQLearning:
@@ -127,7 +141,7 @@ class ExpectileQLearning:
         policy: the networks (must have a ``value`` network).
         data: the dataset on the device.
         expectile: asymmetry ``tau_e`` in (0, 1); 0.5 is SARSA-like, near 1 approaches the max.
-        gamma, tau, batch_size: as for :class:`InSupportSoftmaxQLearning`.
+        gamma, tau, batch_size, precision: as for :class:`InSupportSoftmaxQLearning`.
     """
 
     name = "critic"
@@ -141,11 +155,13 @@ class ExpectileQLearning:
         tau: float,
         batch_size: int,
         generator: torch.Generator,
+        precision: str = "fp32",
     ):
         if policy.value is None:
             raise ValueError("the expectile critic needs a value network (use_value_network=True)")
         self.policy, self.data, self.expectile = policy, data, expectile
         self.gamma, self.tau, self.batch_size, self.generator = gamma, tau, batch_size, generator
+        self.precision = precision
 
     def start(self) -> None:
         """Nothing to prepare: expectile regression uses dataset actions only."""
@@ -159,9 +175,10 @@ class ExpectileQLearning:
 
     def train_step(self) -> CriticLoss:
         batch = self.data.sample(self.batch_size, self.generator)
-        with torch.no_grad():
-            q_target = self.policy.critic_target.min_q(batch.observations, batch.actions)
-            target = batch.rewards + self.gamma * batch.not_terminated * self.policy.value(batch.next_observations)
-        diff = q_target - self.policy.value(batch.observations)
-        value_loss = (torch.abs(self.expectile - (diff < 0).float()) * diff**2).mean()
-        return _fit_q(self.policy, batch, target, self.tau, extra_loss=value_loss)
+        with training_autocast(self.precision, batch.rewards.device):
+            with torch.no_grad():
+                q_target = self.policy.critic_target.min_q(batch.observations, batch.actions)
+                target = batch.rewards + self.gamma * batch.not_terminated * self.policy.value(batch.next_observations)
+            diff = q_target - self.policy.value(batch.observations)
+            value_loss = (torch.abs(self.expectile - (diff < 0).float()) * diff**2).mean()
+        return _fit_q(self.policy, batch, target, self.tau, self.precision, extra_loss=value_loss)

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from qipo_agents.common.precision import training_autocast
 from qipo_agents.data.device_buffer import DeviceBuffer
 from qipo_agents.qipo.policy import QIPOPolicy
 from qipo_agents.qipo.support import SamplerConfig, clip_actions
@@ -52,6 +53,8 @@ class OneStepDistillation:
         action_low: lower action bounds ``(action_dim,)``; teacher actions are clipped as acting clips them.
         action_high: upper action bounds ``(action_dim,)``.
         generator: random source for minibatches and noise.
+        precision: ``"fp32"``, or ``"bf16-mixed"`` for bfloat16 matrix products in the student's
+            step (:mod:`qipo_agents.common.precision`); the teacher samples in float32.
     """
 
     name = "distill"
@@ -66,12 +69,13 @@ class OneStepDistillation:
         action_low: torch.Tensor,
         action_high: torch.Tensor,
         generator: torch.Generator,
+        precision: str = "fp32",
     ):
         if policy.one_step is None:
             raise ValueError("the policy has no one-step network: build it with distill_steps > 0")
         self.policy, self.data, self.sampler, self.guidance = policy, data, sampler, guidance
         self.batch_size, self.action_low, self.action_high = batch_size, action_low, action_high
-        self.generator = generator
+        self.generator, self.precision = generator, precision
 
     def start(self) -> None:
         """Start the student from the teacher (the field student; the MLP starts from scratch).
@@ -95,7 +99,8 @@ class OneStepDistillation:
         teacher = self.sampler.sample(self.policy.actor_ema, observations, noise, self.guidance)
         # the sampler runs in inference mode; a clone is a plain tensor autograd may keep for backward
         target = clip_actions(teacher, self.action_low, self.action_high).clone()
-        loss = F.mse_loss(self.policy.one_step(observations, noise), target)
+        with training_autocast(self.precision, target.device):
+            loss = F.mse_loss(self.policy.one_step(observations, noise), target)
         self.policy.update_one_step(loss)
         relative_error = loss.detach() / target.var(dim=0).mean().clamp_min(1e-12)
         return DistillationLoss(loss.detach(), relative_error)

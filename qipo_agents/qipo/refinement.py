@@ -24,6 +24,7 @@ from dataclasses import dataclass, fields
 
 import torch
 
+from qipo_agents.common.precision import training_autocast
 from qipo_agents.data.device_buffer import DeviceBuffer
 from qipo_agents.generative.losses import energy_weighted_loss
 from qipo_agents.generative.paths import ProbabilityPath
@@ -81,6 +82,8 @@ class QWeightedRefinement:
         tau: Polyak rate of ``actor_ema``.
         action_low, action_high: action bounds ``(action_dim,)``.
         chunk_size: (state, action) pairs per sampling call.
+        precision: ``"fp32"``, or ``"bf16-mixed"`` for bfloat16 matrix products in the step
+            (:mod:`qipo_agents.common.precision`); renewals sample and score in float32.
     """
 
     name = "policy"
@@ -104,6 +107,7 @@ class QWeightedRefinement:
         generator: torch.Generator,
         chunk_size: int = 16_384,
         min_effective_support: float | None = None,
+        precision: str = "fp32",
     ):
         self.policy, self.data, self.path, self.sampler = policy, data, path, sampler
         self.beta, self.guidance_max = beta, guidance_max
@@ -112,6 +116,7 @@ class QWeightedRefinement:
         self.batch_size, self.tau, self.generator, self.chunk_size = batch_size, tau, generator, chunk_size
         self.action_low, self.action_high = action_low, action_high
         self.min_effective_support = min_effective_support
+        self.precision = precision
         self.support: SupportSet | None = None
         self.steps_since_renewal = 0
         self.n_renewals = 0
@@ -188,15 +193,16 @@ class QWeightedRefinement:
         # energy E = -Q: each pair's weight is normalised over its state's whole group of K actions
         group_weights = energy_weights(-support.q_values[rows], beta.unsqueeze(1))
         weights = group_weights.gather(1, cols.unsqueeze(1)).squeeze(1)
-        loss = energy_weighted_loss(
-            self.policy.actor,
-            self.path,
-            support.actions[rows, cols],
-            weights,
-            condition=self.data.observations[support.state_indices[rows]],
-            guidance=guidance,
-            generator=self.generator,
-        )
+        with training_autocast(self.precision, weights.device):
+            loss = energy_weighted_loss(
+                self.policy.actor,
+                self.path,
+                support.actions[rows, cols],
+                weights,
+                condition=self.data.observations[support.state_indices[rows]],
+                guidance=guidance,
+                generator=self.generator,
+            )
         self.policy.update_actor(loss, self.tau)
         self.steps_since_renewal += 1
         return PolicyLoss(

@@ -33,10 +33,16 @@ BANDIT_CONFIG = dict(
 )
 
 
-@pytest.fixture(scope="module", params=["flow", "diffusion"])
+@pytest.fixture(
+    scope="module",
+    params=[("flow", "fp32"), ("diffusion", "fp32"), ("flow", "bf16-mixed"), ("diffusion", "bf16-mixed")],
+    ids="-".join,
+)
 def trained(request):
-    cls = {"flow": QIPOFlow, "diffusion": QIPODiffusion}[request.param]
-    return cls("MlpPolicy", make_bandit(), **BANDIT_CONFIG).learn()
+    """Each agent at each training precision (bf16-mixed: bfloat16 matrix products in the steps)."""
+    agent, precision = request.param
+    cls = {"flow": QIPOFlow, "diffusion": QIPODiffusion}[agent]
+    return cls("MlpPolicy", make_bandit(), **BANDIT_CONFIG, precision=precision).learn()
 
 
 def test_agent_beats_the_behaviour_policy(trained):

@@ -38,7 +38,7 @@ def _captured_target(monkeypatch, phase) -> tuple[torch.Tensor, torch.Tensor]:
     """``(row indices, targets)`` of one training step's batch (64 draws of the 3 rows), sorted by row."""
     captured = {}
 
-    def capture(policy, batch, target, tau, extra_loss=None):
+    def capture(policy, batch, target, tau, precision, extra_loss=None):
         captured["indices"], captured["target"] = batch.indices, target
         return None
 
