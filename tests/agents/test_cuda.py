@@ -22,9 +22,16 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 ON_CUDA = {**TINY, "device": "cuda"}
 
 
-@pytest.fixture(scope="module", params=sorted(AGENTS))
+@pytest.fixture(
+    scope="module",
+    params=[(name, precision) for precision in ("fp32", "bf16-mixed") for name in sorted(AGENTS)],
+    ids="-".join,
+)
 def trained_on_cuda(request):
-    return AGENTS[request.param]("MlpPolicy", make_bandit(), **{**BANDIT_CONFIG, "device": "cuda"}).learn()
+    name, precision = request.param
+    return AGENTS[name](
+        "MlpPolicy", make_bandit(), **{**BANDIT_CONFIG, "device": "cuda", "precision": precision}
+    ).learn()
 
 
 def test_agent_trains_on_the_gpu_and_matches_the_tilted_target(trained_on_cuda):
