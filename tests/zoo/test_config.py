@@ -24,14 +24,14 @@ LOCAL = [
     f"local-{env}-{kind}"
     for env in ("hopper", "halfcheetah", "walker2d")
     for kind in ("medium", "expert", "medium-expert")
-] + ["hopper-medium-mini"]
+]
 
 
 @pytest.mark.parametrize("profile", PROFILES)
 @pytest.mark.parametrize("algo", ALGOS)
 def test_every_task_validates(algo, profile):
     zoo = ZooFile.load(algo)
-    assert set(zoo.tasks) == set(LOCOMOTION + ANTMAZE + LOCAL)
+    assert set(zoo.tasks) == set(LOCOMOTION + ANTMAZE + LOCAL + ["hopper-medium-mini"])
     qipo_args = set(inspect.signature(QIPO.__init__).parameters)
     for task, config in zoo.resolve_all(profile).items():
         assert config.name == task and config.algo == algo and config.profile == profile
@@ -78,9 +78,21 @@ def test_cpu_profile_is_a_smaller_budget_of_the_same_algorithm():
     antmaze_cpu, antmaze_gpu = zoo.resolve("antmaze-umaze", "cpu"), zoo.resolve("antmaze-umaze", "gpu")
     assert antmaze_gpu.hyperparams["n_support_actions"] == 32 and antmaze_cpu.hyperparams["n_support_actions"] == 16
     assert antmaze_cpu.hyperparams["reward_scaling"] == "antmaze"
-    # one CPU recipe: every local task resolves to the same hyperparameters
+    # one CPU recipe: every local task resolves to the same hyperparameters, and the embedded
+    # default to them but the distillation
     recipes = [zoo.resolve(task, "cpu").hyperparams for task in LOCAL]
     assert all(recipe == recipes[0] for recipe in recipes)
+    assert zoo.resolve("hopper-medium-mini", "cpu").hyperparams == {**recipes[0], "distill_steps": 0}
+
+
+def test_flow_cpu_recipe_acts_in_one_step_except_the_embedded_default():
+    """The CPU recipe distils the refined flow into its one-step policy on every locomotion task; the
+    README's first run (the embedded default) skips the distillation to stay short."""
+    zoo = ZooFile.load("flow")
+    for task in LOCAL:
+        assert zoo.resolve(task, "cpu").hyperparams["distill_steps"] == 10_000, task
+    assert zoo.resolve("hopper-medium-mini", "cpu").hyperparams["distill_steps"] == 0
+    assert zoo.resolve("local-hopper-medium", "gpu").hyperparams.get("distill_steps", 0) == 0
 
 
 def _zoo(text: str, source: str = "zoo/flow.yml") -> ZooFile:
