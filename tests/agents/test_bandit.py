@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from qipo_agents import QIPODiffusion, QIPOFlow
+from qipo_agents import QIPOFlow
 
-from .conftest import bandit_reward, make_bandit, tilted_positive_mass
+from .conftest import AGENTS, bandit_reward, make_bandit, tilted_positive_mass
 
 BETA = 3.0
 BANDIT_CONFIG = dict(
@@ -35,14 +35,13 @@ BANDIT_CONFIG = dict(
 
 @pytest.fixture(
     scope="module",
-    params=[("flow", "fp32"), ("diffusion", "fp32"), ("flow", "bf16-mixed"), ("diffusion", "bf16-mixed")],
+    params=[(name, precision) for precision in ("fp32", "bf16-mixed") for name in sorted(AGENTS)],
     ids="-".join,
 )
 def trained(request):
     """Each agent at each training precision (bf16-mixed: bfloat16 matrix products in the steps)."""
-    agent, precision = request.param
-    cls = {"flow": QIPOFlow, "diffusion": QIPODiffusion}[agent]
-    return cls("MlpPolicy", make_bandit(), **BANDIT_CONFIG, precision=precision).learn()
+    name, precision = request.param
+    return AGENTS[name]("MlpPolicy", make_bandit(), **BANDIT_CONFIG, precision=precision).learn()
 
 
 def test_agent_beats_the_behaviour_policy(trained):
