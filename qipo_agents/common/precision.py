@@ -2,7 +2,8 @@
 
 ``"bf16-mixed"`` runs the forward passes of each gradient step under :func:`torch.autocast` with
 ``dtype=torch.bfloat16``: the hidden layers' matrix products and activations run in bfloat16
-(about twice the float32 rate on CPUs with AVX512-BF16 or AMX and on GPUs since Ampere), while
+(twice the float32 rate for 256x256 products on a CPU with AVX512-BF16; on a GPU these small
+steps are bound by kernel launches and run slower, docs/benchmarks.md), while
 parameters, gradients, the optimiser's state and the losses stay float32. The layers whose outputs
 the method reads as numbers (each network's last layer: Q-values, V, the field's velocity or
 noise) run in float32 through :func:`float32_layer`, so a Q of 300 keeps float32's resolution
