@@ -79,10 +79,12 @@ def test_cpu_profile_is_a_smaller_budget_of_the_same_algorithm():
     assert antmaze_gpu.hyperparams["n_support_actions"] == 32 and antmaze_cpu.hyperparams["n_support_actions"] == 16
     assert antmaze_cpu.hyperparams["reward_scaling"] == "antmaze"
     # one CPU recipe: every local task resolves to the same hyperparameters, and the embedded
-    # default to them but the distillation
+    # default to them but the distillation and a narrower critic
     recipes = [zoo.resolve(task, "cpu").hyperparams for task in LOCAL]
     assert all(recipe == recipes[0] for recipe in recipes)
-    assert zoo.resolve("hopper-medium-mini", "cpu").hyperparams == {**recipes[0], "distill_steps": 0}
+    narrow_critic = {**recipes[0]["policy_kwargs"], "critic_hidden_dims": [128, 128]}
+    embedded = zoo.resolve("hopper-medium-mini", "cpu").hyperparams
+    assert embedded == {**recipes[0], "distill_steps": 0, "policy_kwargs": narrow_critic}
 
 
 def test_flow_cpu_recipe_acts_in_one_step_except_the_embedded_default():
