@@ -27,7 +27,11 @@ trap 'rm -f "$constraints"' EXIT
 "$PY" -m pip freeze --exclude-editable | grep -v -e '^-e ' -e ' @ ' >"$constraints" || true
 
 "$PY" -m pip install --no-deps "d3rlpy==2.8.1"
-"$PY" -m pip install -c "$constraints" structlog colorama dataclasses-json scikit-learn "gym==0.26.2"
+# gym without its gym_notices dependency, which prints a deprecation banner on every import of gym,
+# and Stable-Baselines3 imports gym whenever it is installed: every qipo-zoo command would print it
+"$PY" -m pip install --no-deps "gym==0.26.2"
+"$PY" -m pip uninstall -y -q gym_notices 2>/dev/null || true
+"$PY" -m pip install -c "$constraints" structlog colorama dataclasses-json scikit-learn cloudpickle
 
 after="$(versions)"
 echo "after:  torch gymnasium numpy = $after"

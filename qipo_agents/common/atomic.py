@@ -21,10 +21,21 @@ def atomic_write(path: str | os.PathLike, binary: bool = False) -> Iterator[IO]:
     try:
         with os.fdopen(fd, "wb" if binary else "w") as file:
             yield file
+        os.chmod(tmp, _mode_of_a_new_file(path))  # mkstemp creates 0600 whatever the umask
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _mode_of_a_new_file(path: Path) -> int:
+    """The permission bits ``open(path, "w")`` would give: those of the file it replaces, else
+    ``0o666`` less the process's umask."""
+    if path.exists():
+        return path.stat().st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:

@@ -97,7 +97,8 @@ def _open_save_file(path: str | os.PathLike) -> tuple[Path, zipfile.ZipFile]:
     path = Path(path)
     if not path.exists():
         if not zip_path(path).exists():
-            raise FileNotFoundError(f"no saved agent at {path} (nor {zip_path(path)})")
+            tried = str(path) if zip_path(path) == path else f"{path} (nor {zip_path(path)})"
+            raise FileNotFoundError(f"no saved agent at {tried}")
         path = zip_path(path)
     try:
         return path, zipfile.ZipFile(path)

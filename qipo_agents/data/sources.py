@@ -12,7 +12,7 @@ from qipo_agents.data.buffer import OfflineBuffer
 from qipo_agents.data.d4rl_loader import load_d4rl_hdf5
 from qipo_agents.data.minari_loader import load_minari
 from qipo_agents.data.sb3_loader import from_dict, from_replay_buffer
-from qipo_agents.errors import DatasetError
+from qipo_agents.errors import DatasetError, DatasetNotFoundError
 
 _HDF5_SUFFIXES = (".hdf5", ".h5")
 
@@ -62,13 +62,26 @@ def make_buffer(source: Any, download: bool = True) -> OfflineBuffer:
 
 
 def _from_path_or_id(source: str | os.PathLike, download: bool) -> OfflineBuffer:
-    path = Path(source)
+    path = Path(source).expanduser()
     if path.is_file():
         if path.suffix.lower() in _HDF5_SUFFIXES:
             return load_d4rl_hdf5(path)
         raise DatasetError(f"{path} is a file but not an .hdf5/.h5 D4RL file; accepted: {ACCEPTED_SOURCES}")
+    if not path.exists() and _names_a_path(source):
+        raise DatasetNotFoundError(
+            f"no file or folder at {path.resolve()}: check the path (a D4RL file ends in .hdf5/.h5, a "
+            "Minari dataset folder holds metadata.json); a Minari dataset id looks like 'mujoco/hopper/medium-v0'"
+        )
     # A Minari dataset folder, else a Minari dataset id.
-    return load_minari(source, download=download)
+    return load_minari(path if path.is_dir() else source, download=download)
+
+
+def _names_a_path(source: str | os.PathLike) -> bool:
+    """Whether ``source`` can only be a filesystem path, never a Minari id (``namespace/name-v0``):
+    a PathLike, an absolute path, one starting at ``~`` or ``.``, or a D4RL file's suffix."""
+    if not isinstance(source, str):
+        return True
+    return os.path.isabs(source) or source.startswith(("~", ".")) or source.lower().endswith(_HDF5_SUFFIXES)
 
 
 def _is_instance_of(obj: Any, module: str, class_name: str) -> bool:

@@ -33,6 +33,24 @@ from qipo_agents.qipo.support import SamplerConfig, clip_actions
 CRITIC_TYPES = ("in_support_softmax", "expectile")
 
 
+def _check_ranges(
+    at_least_one: dict[str, int], non_negative: dict[str, float], fractions: dict[str, tuple[float, bool]]
+) -> None:
+    """Refuse out-of-range hyperparameters before any training: counts ``>= 1``, rates and scales
+    ``>= 0``, and fractions in ``(0, 1]`` (``[0, 1]`` where the flag allows 0, as for ``gamma``)."""
+    for name, value in at_least_one.items():
+        if value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value}")
+    for name, value in non_negative.items():
+        if not value >= 0.0:
+            raise ValueError(f"{name} must be >= 0, got {value}")
+    for name, (value, zero_allowed) in fractions.items():
+        low_ok = value >= 0.0 if zero_allowed else value > 0.0
+        if not (low_ok and value <= 1.0):
+            interval = "[0, 1]" if zero_allowed else "(0, 1]"
+            raise ValueError(f"{name} must lie in {interval}, got {value}")
+
+
 class QIPO(OfflineAlgorithm):
     """Q-weighted Iterative Policy Optimisation (Zhang et al., ICLR 2025) over an offline dataset.
 
@@ -200,6 +218,25 @@ class QIPO(OfflineAlgorithm):
             )
         if distill_steps < 0:
             raise ValueError(f"distill_steps must be >= 0, got {distill_steps}")
+        _check_ranges(
+            at_least_one={
+                "behavior_batch_size": behavior_batch_size,
+                "critic_batch_size": critic_batch_size,
+                "policy_batch_size": policy_batch_size,
+                "distill_batch_size": distill_batch_size,
+                "sampling_chunk_size": sampling_chunk_size,
+            },
+            non_negative={
+                "beta": beta,
+                "behavior_learning_rate": behavior_learning_rate,
+                "critic_learning_rate": critic_learning_rate,
+                "policy_learning_rate": policy_learning_rate,
+                "distill_learning_rate": distill_learning_rate,
+            },
+            fractions={"gamma": (gamma, True), "critic_tau": (critic_tau, False), "policy_tau": (policy_tau, False)},
+        )
+        if not 0.0 < expectile < 1.0:
+            raise ValueError(f"expectile is an asymmetry in (0, 1) (0.5: the mean; the recipe: 0.7), got {expectile}")
         if min_effective_support is not None and not 0.0 < min_effective_support <= 1.0:
             raise ValueError(
                 f"min_effective_support is a fraction of the support group in (0, 1], got {min_effective_support}"
@@ -455,8 +492,9 @@ class QIPO(OfflineAlgorithm):
             actions = actions.view(n, n_candidates, action_dim)[torch.arange(n, device=self.device), best]
         return actions.cpu().numpy()
 
-    def export(self, path: str | os.PathLike, format: str = "onnx") -> Path:
-        """Write the acting policy for deployment: ``"onnx"`` (onnxruntime) or ``"torchscript"``.
+    def export(self, path: str | os.PathLike, format: str | None = None) -> Path:
+        """Write the acting policy for deployment: ``"onnx"`` (onnxruntime) or ``"torchscript"``,
+        by default the format the suffix names (``policy.onnx``, ``policy.pt``).
 
         The file holds the observation normalisation, the solver unrolled at its fixed steps and
         the action clipping (:class:`~qipo_agents.qipo.export.ActingPolicy`): inputs

@@ -86,18 +86,18 @@ class ActingPolicy(nn.Module):
         return torch.maximum(torch.minimum(actions, self.action_high), self.action_low)
 
 
-def export_policy(agent, path: str | os.PathLike, format: str = "onnx") -> Path:
+def export_policy(agent, path: str | os.PathLike, format: str | None = None) -> Path:
     """Write ``agent``'s acting policy to ``path`` (atomically) as ``"onnx"`` or ``"torchscript"``;
     returns the path.
 
-    ONNX inputs are named ``observation`` and ``noise``, the output ``action``, with a dynamic
-    batch dimension; the TorchScript module takes the same two tensors.
+    ``format=None`` takes the format from the suffix (``.onnx``; ``.pt``, ``.pth`` for
+    TorchScript). ONNX inputs are named ``observation`` and ``noise``, the output ``action``, with
+    a dynamic batch dimension; the TorchScript module takes the same two tensors.
     """
-    if format not in FORMATS:
-        raise ExportError(f"unknown export format {format!r}; choose one of {', '.join(FORMATS)}")
     path = Path(path)
     if path.is_dir():
-        raise ExportError(f"{path} is a folder; give the file to write, e.g. {path / ('policy.' + _suffix(format))}")
+        raise ExportError(f"{path} is a folder; give the file to write, e.g. {path / 'policy.onnx'}")
+    format = export_format(path, format)
     check_writable(path, ExportError)
     policy = ActingPolicy(agent)
     obs_dim, action_dim = agent.observation_space.shape[0], agent.action_space.shape[0]
@@ -123,5 +123,20 @@ def export_policy(agent, path: str | os.PathLike, format: str = "onnx") -> Path:
     return path
 
 
-def _suffix(format: str) -> str:
-    return {"onnx": "onnx", "torchscript": "pt"}[format]
+def export_format(path: Path, format: str | None) -> str:
+    """The format to write ``path`` in: ``format`` if given, else the one its suffix names; an error
+    when neither names one, or when they disagree (the file would not open as its name says)."""
+    if format is not None and format not in FORMATS:
+        raise ExportError(f"unknown export format {format!r}; choose one of {', '.join(FORMATS)}")
+    named = _SUFFIX_FORMATS.get(path.suffix.lower())
+    if format is None and named is None:
+        raise ExportError(
+            f"cannot tell the export format from {path.name!r}: end it in .onnx, or .pt for TorchScript, "
+            f"or pass the format ({', '.join(FORMATS)})"
+        )
+    if format is not None and named is not None and named != format:
+        raise ExportError(f"{path.name!r} names a {named} file but the format is {format}: change one of them")
+    return format or named
+
+
+_SUFFIX_FORMATS = {".onnx": "onnx", ".pt": "torchscript", ".pth": "torchscript"}

@@ -84,3 +84,13 @@ def test_bad_export_requests_are_clear_errors(tiny_agent, tmp_path):
     finally:
         tiny_agent.best_of_n = 1
     assert not (tmp_path / "p.onnx").exists()
+
+
+def test_the_format_follows_the_file_name(tiny_agent, tmp_path):
+    torch.jit.load(tiny_agent.export(tmp_path / "policy.pt"))  # a .pt name writes TorchScript
+    onnx = pytest.importorskip("onnx")
+    onnx.checker.check_model(str(tiny_agent.export(tmp_path / "policy.onnx")))
+    with pytest.raises(ExportError, match="cannot tell the export format from 'policy.txt'"):
+        tiny_agent.export(tmp_path / "policy.txt")
+    with pytest.raises(ExportError, match="'policy.pt' names a torchscript file but the format is onnx"):
+        tiny_agent.export(tmp_path / "policy.pt", format="onnx")

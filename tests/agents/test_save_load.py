@@ -2,6 +2,7 @@
 
 import io
 import json
+import os
 import zipfile
 
 import numpy as np
@@ -129,6 +130,18 @@ def test_interrupted_save_keeps_the_previous_file(tiny_agent, tmp_path, monkeypa
         tiny_agent.save(tmp_path / "agent")
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["agent.zip"]  # no temporary file left behind
+
+
+def test_a_save_gets_the_permissions_of_any_new_file(tiny_agent, tmp_path):
+    old_umask = os.umask(0o022)
+    try:
+        path = tiny_agent.save(tmp_path / "agent")
+        assert path.stat().st_mode & 0o777 == 0o644  # readable by others, as open() would make it
+        path.chmod(0o640)
+        tiny_agent.save(path)
+        assert path.stat().st_mode & 0o777 == 0o640  # a replaced file keeps its permissions
+    finally:
+        os.umask(old_umask)
 
 
 def test_get_and_set_parameters_round_trip(tiny_agent, agent_class, bandit_data):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from qipo_agents.data import OfflineBuffer, make_buffer
-from qipo_agents.errors import DatasetError, SpaceMismatchError
+from qipo_agents.errors import DatasetError, DatasetNotFoundError, SpaceMismatchError
 
 MINARI_ID = "test/hopper/random-v0"  # written by conftest's minari_dataset fixture
 
@@ -54,3 +54,20 @@ def test_existing_file_that_is_not_hdf5_is_refused(tmp_path):
     path.write_text("a,b\n")
     with pytest.raises(DatasetError, match="not an .hdf5/.h5 D4RL file"):
         make_buffer(path)
+
+
+@pytest.mark.parametrize("name", ["missing.hdf5", "./typo.h5", "~/no-such-folder/data", "{tmp}/gone"])
+def test_a_missing_path_says_so_instead_of_looking_for_a_minari_id(tmp_path, monkeypatch, name):
+    monkeypatch.chdir(tmp_path)
+    source = name.format(tmp=tmp_path)
+    with pytest.raises(DatasetNotFoundError, match="no file or folder at") as raised:
+        make_buffer(source)
+    assert "minari download" not in str(raised.value)
+    with pytest.raises(DatasetNotFoundError, match="no file or folder at"):
+        make_buffer(tmp_path / "gone-too")
+
+
+def test_a_minari_folder_is_found_under_a_home_relative_path(minari_dataset, minari_root, monkeypatch):
+    monkeypatch.setenv("HOME", str(minari_root))
+    buffer = make_buffer(f"~/{MINARI_ID}")
+    assert len(buffer) == len(make_buffer(MINARI_ID))
