@@ -37,6 +37,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 from qipo_agents.common.callbacks import ProgressBarCallback
 from qipo_agents.common.device import get_device
 from qipo_agents.common.evaluation import check_env_spaces
+from qipo_agents.common.interrupts import defer_interrupts
 from qipo_agents.common.save_format import read_save_file, write_save_file
 from qipo_agents.data.buffer import OfflineBuffer
 from qipo_agents.data.sources import make_buffer
@@ -255,6 +256,13 @@ class OfflineAlgorithm(ABC):
             tb_log_name: TensorBoard run name (default: the class name).
             reset_num_timesteps: False continues the step counter (resuming a loaded agent).
             progress_bar: show a tqdm/rich progress bar.
+
+        Raises:
+            TrainingSignal: a ``KeyboardInterrupt`` for Ctrl-C (SIGINT) or SIGTERM received while
+                learning in the main thread. It is raised once the step in progress and its
+                callbacks are done, so that the agent saved then resumes exactly as the
+                uninterrupted run; a second Ctrl-C while waiting raises it at once, mid-step
+                (``at_step_boundary`` False). See :func:`~qipo_agents.common.interrupts.defer_interrupts`.
         """
         if self.buffer is None:
             raise RuntimeError(
@@ -267,17 +275,21 @@ class OfflineAlgorithm(ABC):
             )
         callback = self._init_callback(callback, progress_bar)
         self._learn_start = (time.perf_counter(), self.num_timesteps)
-        callback.on_training_start(locals(), globals())
-        while self.num_timesteps < total_timesteps:
-            losses = self._train_step()
-            self.num_timesteps += 1
-            self._accumulate(losses)
-            if log_interval and self.num_timesteps % log_interval == 0:
-                self.dump_logs()
-            callback.update_locals(locals())
-            if not callback.on_step():
-                break
-        callback.on_training_end()
+        with defer_interrupts() as interrupts:
+            callback.on_training_start(locals(), globals())
+            while self.num_timesteps < total_timesteps:
+                # Ctrl-C or SIGTERM during the last step (or its callbacks) stops here, where the
+                # step is whole: a save of the agent now resumes exactly
+                interrupts.raise_pending()
+                losses = self._train_step()
+                self.num_timesteps += 1
+                self._accumulate(losses)
+                if log_interval and self.num_timesteps % log_interval == 0:
+                    self.dump_logs()
+                callback.update_locals(locals())
+                if not callback.on_step():
+                    break
+            callback.on_training_end()
         return self
 
     def _setup_learn(self, total_timesteps: int | None, reset_num_timesteps: bool) -> int:

@@ -1,8 +1,8 @@
 """The ``qipo-zoo`` command: ``list``, ``train``, ``tune``, ``eval``, ``export``, ``collect``, ``plot``.
 
 Every expected failure (unknown task, invalid config, missing dataset, wrong file) is reported as
-one ``Error: ...`` line with exit status 1 — no traceback; Ctrl-C during training saves a
-checkpoint and exits with status 130.
+one ``Error: ...`` line with exit status 1 — no traceback; Ctrl-C or SIGTERM during training
+saves a checkpoint and exits with status 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM).
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def main() -> None:
 # ---------------------------------------------------------------------------------------------- list
 @main.command("list")
 @click.option("--algo", type=click.Choice(["flow", "diffusion"]), default="flow", show_default=True)
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="a YAML file instead of zoo/<algo>.yml")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML file layered over zoo/<algo>.yml")
 @_user_errors
 def list_tasks(algo: str, config_file: str | None) -> None:
     """Tasks, their datasets and whether each dataset is on this machine (no network access)."""
@@ -192,7 +192,7 @@ START_FROM_OPTION = click.option(
     metavar="[RUN_DIR]",
     help="continue an interrupted run from its last checkpoint (default: the task's latest run)",
 )
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="a YAML file instead of zoo/<algo>.yml")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML file layered over zoo/<algo>.yml")
 @click.option("--verbose", type=int, default=1, show_default=True, help="0: quiet; 1: phase changes")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="show a progress bar")
 @click.option("--result-file", type=click.Path(dir_okay=False), hidden=True, help="write the run's result as JSON")
@@ -305,7 +305,7 @@ def train(
         click.echo(f"\n{stop}", err=True)
         if stop.checkpoint is not None:
             click.echo(f"resume with: qipo-zoo train {task} --algo {algo} --resume {stop.run_dir}", err=True)
-        sys.exit(130)
+        sys.exit(stop.exit_status)
     if result.final is not None:
         click.echo(f"final evaluation after {result.num_timesteps} steps: {result.final}")
     click.echo(f"run folder: {result.run_dir}")
@@ -380,7 +380,7 @@ def _command(args: list[str], device: str | None = None) -> str:
 @click.option("--device", default="auto", show_default=True)
 @click.option("--profile", type=click.Choice(["cpu", "gpu"]), help="budget profile [default: gpu with CUDA, else cpu]")
 @click.option("--dataset", "datasets", multiple=True, metavar="SOURCE", help="train on this data instead (repeatable)")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="a YAML file instead of zoo/<algo>.yml")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML file layered over zoo/<algo>.yml")
 @click.option("--log-folder", default=LOG_FOLDER, show_default=True, type=click.Path(file_okay=False))
 @click.option("--verbose", type=int, default=0, show_default=True)
 @_user_errors
@@ -439,7 +439,7 @@ def tune(
         )
     except TrainingInterrupted as stop:
         click.echo(f"\n{stop}; the trial is marked FAIL in the study, the finished trials are kept", err=True)
-        sys.exit(130)
+        sys.exit(stop.exit_status)
     states = [trial.state.name for trial in study.trials]
     counts = ", ".join(f"{states.count(state)} {state.lower()}" for state in sorted(set(states)))
     click.echo(f"study {study_name}: {len(states)} trials ({counts})")
@@ -510,23 +510,30 @@ def eval_command(
 # ---------------------------------------------------------------------------------------------- export
 @main.command("export")
 @click.argument("run_or_model", type=click.Path(exists=True))
-@click.option("--format", "fmt", type=click.Choice(["onnx", "torchscript"]), default="onnx", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["onnx", "torchscript"]),
+    default=None,
+    help="[default: from the --out suffix: .onnx, or .pt/.pth for TorchScript]",
+)
 @click.option("--out", required=True, type=click.Path(), help="the file to write (policy.onnx, policy.pt)")
 @_user_errors
-def export_command(run_or_model: str, fmt: str, out: str) -> None:
+def export_command(run_or_model: str, fmt: str | None, out: str) -> None:
     """Write the acting policy of a run folder (or a saved agent zip) as ONNX or TorchScript.
 
     Inputs `observation` (batch, obs_dim) and `noise` (batch, action_dim), output `action`:
     zero noise gives predict(obs, deterministic=True), standard normal noise a sampled action.
     """
     from qipo_agents.qipo.algorithm import QIPO
+    from qipo_agents.qipo.export import export_format
     from qipo_agents.zoo.evaluate import locate_model
 
     model, _ = locate_model(run_or_model)
     agent = QIPO.load(model, device="cpu")
     path = agent.export(out, format=fmt)
     click.echo(
-        f"wrote {path} ({fmt}): observation ({agent.observation_space.shape[0]}) + noise "
+        f"wrote {path} ({export_format(path, fmt)}): observation ({agent.observation_space.shape[0]}) + noise "
         f"({agent.action_space.shape[0]}) -> action, {type(agent).__name__} from {model}"
     )
 

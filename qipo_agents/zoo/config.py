@@ -22,10 +22,16 @@ argument by argument; any other value, a dict included, is replaced whole):
 overrides. Profile blocks may set the run fields (budget, evaluation, checkpoints) and
 ``hyperparams``, not the task's data or environment.
 
+A user's file (``--config my_tasks.yml``) is layered over the packaged file of the same algo: its
+tasks join the packaged ones (one of the same name replaces the packaged task), and its ``default``
+block, with its profile blocks, applies right after the packaged one, by the same rules
+(``default`` → user ``default`` → task → ``default.<profile>`` → user ``default.<profile>`` → ...).
+
 The files are read with :class:`ZooYAMLLoader` (``3e-4`` is a number, as in YAML 1.2). Every
 layer is validated before it is merged: unknown keys (with close matches) and wrong types (values
 are checked by pydantic against the type hints, strictly: no boolean or quoted number for a
-number) raise :class:`~qipo_agents.errors.ConfigError` naming the file, the task and the key; ``hyperparams`` keys are checked against the signature of ``QIPO.__init__`` (and
+number) raise :class:`~qipo_agents.errors.ConfigError` naming the file (or ``--hyperparams``), the task
+and the key; ``hyperparams`` keys are checked against the signature of ``QIPO.__init__`` (and
 ``policy_kwargs`` / ``path_kwargs`` against the network and path constructors), and the values
 against QIPO's own argument checks, so a typo fails before any data is loaded.
 """
@@ -372,6 +378,10 @@ def check_hyperparams(raw: Any, algo: str, where: ConfigLocation, prefix: str = 
     for key, value in raw.items():
         if key in _RESERVED_HYPERPARAMS:
             raise where.error(f"{prefix}{key}", f"is not set in a zoo config: {_RESERVED_HYPERPARAMS[key]}")
+        if key in _PROFILE_KEYS and key != "hyperparams":
+            raise where.error(
+                f"{prefix}{key}", "is a run setting, not a QIPO hyperparameter: set it beside `hyperparams`, not in it"
+            )
         if key not in types_:
             raise _unknown_key(key, list(types_), where, "QIPO hyperparameter")
         value = check_value(value, types_[key], where, f"{prefix}{key}")
@@ -408,6 +418,8 @@ def _check_block(raw: Any, algo: str, where: ConfigLocation, allowed: Sequence[s
         if key not in allowed:
             if key in PROFILES or key in _TASK_KEYS:
                 raise where.error(str(key), "cannot be set in a profile block (only run settings and hyperparams)")
+            if key in hyperparameter_types():
+                raise where.error(str(key), "is a QIPO hyperparameter: set it in the block's `hyperparams:`")
             raise _unknown_key(key, list(allowed), where, "key")
         if key == "hyperparams":
             checked[key] = check_hyperparams(value, algo, where)
@@ -437,19 +449,34 @@ def _merge(layers: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return merged
 
 
-def _check_semantics(config: TaskConfig, where: ConfigLocation) -> None:
-    """Run QIPO's own argument checks (critic type, solver, reward scaling...) without data or networks."""
+def _semantic_problem(config: TaskConfig) -> str | None:
+    """What QIPO's own argument checks (critic type, solver, reward scaling...) refuse in
+    ``config``, run without data or networks; None when it passes them."""
     try:
         config.agent_class("MlpPolicy", None, seed=0, device="cpu", _init_setup_model=False, **config.hyperparams)
     except (ValueError, TypeError) as error:
-        raise where.error(None, f"invalid hyperparameters: {error}") from error
+        return str(error)
+    return None
+
+
+def _check_semantics(config: TaskConfig, where: ConfigLocation) -> None:
+    problem = _semantic_problem(config)
+    if problem is not None:
+        raise where.error(None, f"invalid hyperparameters: {problem}")
 
 
 # ---------------------------------------------------------------------------------------------- files
 class ZooFile:
-    """One hyperparameter file (``zoo/flow.yml``), parsed; :meth:`resolve` builds a task's config."""
+    """A hyperparameter file (``zoo/flow.yml``), parsed, or a user's file layered over it;
+    :meth:`resolve` builds a task's config.
 
-    def __init__(self, raw: Any, algo: str, source: str):
+    A file layered over another (``base``) adds its tasks to the base's (a task of the same name
+    replaces the base's task whole), and its ``default`` block applies after the base's, key by key
+    as every layer does: so its tasks inherit the packaged defaults and profiles. Every block keeps
+    the name of the file it came from, for error messages.
+    """
+
+    def __init__(self, raw: Any, algo: str, source: str, base: ZooFile | None = None):
         if algo not in ALGOS:
             raise ConfigError(f"unknown algo {algo!r}; choose one of {', '.join(ALGOS)}")
         if not isinstance(raw, Mapping):
@@ -457,27 +484,35 @@ class ZooFile:
         for key in raw:
             if not isinstance(key, str):
                 raise ConfigError(f"{source}: task names must be strings, got {key!r}")
-        self.raw, self.algo, self.source = dict(raw), algo, source
+        if base is not None and base.algo != algo:
+            raise ConfigError(f"{source} cannot be layered over {base.source}: {algo} and {base.algo} configs")
+        self.algo = algo
+        self.files: tuple[str, ...] = (*base.files, source) if base is not None else (source,)
+        self.source = " + ".join(self.files)  # what `list` and unknown-task errors name
+        # (file, block) of every default block, base first, and of every task
+        self._defaults: list[tuple[str, Any]] = list(base._defaults) if base is not None else []
+        self._tasks: dict[str, tuple[str, Any]] = dict(base._tasks) if base is not None else {}
+        if DEFAULT_BLOCK in raw:
+            self._defaults.append((source, raw[DEFAULT_BLOCK]))
+        for name, block in raw.items():
+            if name != DEFAULT_BLOCK:
+                self._tasks[name] = (source, block)  # a task of the same name keeps the base's place
 
     @classmethod
     def load(cls, algo: str, path: str | Path | None = None) -> ZooFile:
-        """The packaged ``zoo/<algo>.yml``, or the YAML file at ``path``."""
+        """The packaged ``zoo/<algo>.yml``, with the YAML file at ``path`` (``--config``) layered over it."""
+        text, source = read_packaged_yaml(algo)
+        packaged = cls(_parse_yaml(text, source), algo, source)
         if path is None:
-            text, source = read_packaged_yaml(algo)
-        else:
-            path = Path(path)
-            if not path.is_file():
-                raise ConfigError(f"config file {path} does not exist")
-            text, source = path.read_text(), str(path)
-        try:
-            raw = zoo_yaml_load(text)
-        except yaml.YAMLError as error:
-            raise ConfigError(f"{source} is not valid YAML: {error}") from error
-        return cls(raw or {}, algo, source)
+            return packaged
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        return cls(_parse_yaml(path.read_text(), str(path)), algo, str(path), base=packaged)
 
     @property
     def tasks(self) -> list[str]:
-        return [name for name in self.raw if name != DEFAULT_BLOCK]
+        return list(self._tasks)
 
     def resolve(
         self,
@@ -497,39 +532,72 @@ class ZooFile:
             raise ConfigError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
         if task == DEFAULT_BLOCK:
             raise ConfigError(f"{DEFAULT_BLOCK!r} holds the shared settings of {self.source}; it is not a task")
-        if task not in self.tasks:
+        if task not in self._tasks:
             close = difflib.get_close_matches(task, self.tasks, n=3, cutoff=0.5)
             hint = f" Did you mean {' or '.join(close)}?" if close else ""
             raise ConfigError(
                 f"unknown task {task!r} in {self.source}.{hint} `qipo-zoo list` shows the {len(self.tasks)} tasks."
             )
+        source, block = self._tasks[task]
         base_keys = (*_TASK_KEYS, *PROFILES)
-        default = _check_block(
-            self.raw.get(DEFAULT_BLOCK), self.algo, ConfigLocation(self.source, DEFAULT_BLOCK), base_keys
-        )
-        entry = _check_block(self.raw[task], self.algo, ConfigLocation(self.source, task), base_keys)
-        default_profile = _check_block(
-            default.get(profile), self.algo, ConfigLocation(self.source, DEFAULT_BLOCK, profile), _PROFILE_KEYS
-        )
-        task_profile = _check_block(
-            entry.get(profile), self.algo, ConfigLocation(self.source, task, profile), _PROFILE_KEYS
-        )
-        layers = [default, entry, default_profile, task_profile]
-        if overrides:
-            layers.append(check_overrides(overrides, self.algo))
-        merged = _merge(layers)
+        defaults = [
+            (file, _check_block(raw, self.algo, ConfigLocation(file, DEFAULT_BLOCK), base_keys))
+            for file, raw in self._defaults
+        ]
+        entry = _check_block(block, self.algo, ConfigLocation(source, task), base_keys)
+        default_profiles = [
+            _check_block(default.get(profile), self.algo, ConfigLocation(file, DEFAULT_BLOCK, profile), _PROFILE_KEYS)
+            for file, default in defaults
+        ]
+        task_profile = _check_block(entry.get(profile), self.algo, ConfigLocation(source, task, profile), _PROFILE_KEYS)
+        layers = [*(default for _, default in defaults), entry, *default_profiles, task_profile]
+        command_line = check_overrides(overrides, self.algo) if overrides else {}
+        merged = _merge([*layers, command_line])
         if datasets is not None:
             merged["datasets"] = check_value(list(datasets), list[str], ConfigLocation("--dataset"), "datasets")
-        where = ConfigLocation(self.source, task)
+        where = ConfigLocation(source, task)
         for key in _REQUIRED_KEYS:
             if key not in merged:
                 raise where.error(key, "is required (set it in the task's block)")
         config = _build(merged, name=task, algo=self.algo, profile=profile)
-        _check_semantics(config, where)
+        problem = _semantic_problem(config)
+        if problem is not None:
+            file_hyperparams = _merge(layers)["hyperparams"]
+            raise _blame(config, problem, file_hyperparams, list(command_line.get("hyperparams", {})), where)
         return config
 
     def resolve_all(self, profile: str) -> dict[str, TaskConfig]:
         return {task: self.resolve(task, profile) for task in self.tasks}
+
+
+def _parse_yaml(text: str, source: str) -> Any:
+    try:
+        raw = zoo_yaml_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{source} is not valid YAML: {error}") from error
+    return {} if raw is None else raw
+
+
+def _blame(
+    config: TaskConfig,
+    problem: str,
+    file_hyperparams: Mapping[str, Any],
+    overridden: Sequence[str],
+    where: ConfigLocation,
+) -> ConfigError:
+    """The error of a config QIPO refuses, located where the refused values were set: in
+    ``--hyperparams`` when the files' own values give another verdict (the key named when putting
+    that one key back to the files' value makes the config valid), else in the task's file."""
+
+    def problem_without(keys: Sequence[str]) -> str | None:
+        hyperparams = {k: v for k, v in config.hyperparams.items() if k not in keys}
+        hyperparams.update({k: file_hyperparams[k] for k in keys if k in file_hyperparams})
+        return _semantic_problem(dataclasses.replace(config, hyperparams=hyperparams))
+
+    if overridden and problem_without(overridden) != problem:
+        culprits = [key for key in overridden if problem_without([key]) is None]
+        return ConfigLocation("--hyperparams").error(", ".join(culprits) or None, f"invalid hyperparameters: {problem}")
+    return where.error(None, f"invalid hyperparameters: {problem}")
 
 
 def _build(values: Mapping[str, Any], **implicit: str) -> TaskConfig:
@@ -543,15 +611,25 @@ def _build(values: Mapping[str, Any], **implicit: str) -> TaskConfig:
 def check_overrides(overrides: Mapping[str, Any], algo: str) -> dict[str, Any]:
     """Command-line settings split into run fields and hyperparameters, validated like the YAML."""
     where = ConfigLocation("--hyperparams")
+    run_keys = [key for key in _PROFILE_KEYS if key != "hyperparams"]
+    qipo_keys = list(hyperparameter_types())
     run_fields: dict[str, Any] = {}
     hyperparams: dict[str, Any] = {}
     for key, value in overrides.items():
-        if key in _PROFILE_KEYS and key != "hyperparams":
+        if key in run_keys:
             run_fields[key] = value
         elif key in _TASK_KEYS:
             raise where.error(key, "is part of the task, not a hyperparameter (use --dataset for the data)")
-        else:
+        elif key in qipo_keys or key in _RESERVED_HYPERPARAMS:
             hyperparams[key] = value
+        else:
+            close = difflib.get_close_matches(str(key), run_keys + qipo_keys, n=3)
+            hint = f"; did you mean {' or '.join(close)}?" if close else ""
+            raise where.error(
+                str(key),
+                f"unknown run setting or QIPO hyperparameter{hint} "
+                f"(run settings: {', '.join(run_keys)}; QIPO hyperparameters: {', '.join(qipo_keys)})",
+            )
     checked = _check_block(run_fields, algo, where, _PROFILE_KEYS)
     checked["hyperparams"] = check_hyperparams(hyperparams, algo, where)
     return checked
@@ -643,5 +721,5 @@ def load_task(
     datasets: Sequence[str] | None = None,
     config_file: str | Path | None = None,
 ) -> TaskConfig:
-    """Resolve ``task`` from the packaged ``zoo/<algo>.yml`` (or ``config_file``)."""
+    """Resolve ``task`` from the packaged ``zoo/<algo>.yml``, with ``config_file`` layered over it."""
     return ZooFile.load(algo, config_file).resolve(task, profile, overrides, datasets)

@@ -13,8 +13,9 @@ rl-baselines3-zoo) and holds::
     <task>.zip          the trained agent
     final_eval.json     the final evaluation
 
-Ctrl-C or a crash saves a checkpoint first (saves are atomic), and ``resume_run`` continues
-from the latest checkpoint for the steps the run still had to do.
+Ctrl-C, SIGTERM or a crash saves a checkpoint first (saves are atomic; a signal stops training
+between two steps, so the checkpoint resumes exactly), and ``resume_run`` continues from the
+latest checkpoint for the steps the run still had to do.
 
 A run may start from an agent saved at the end of its critic phase instead of from scratch
 (``start_from``): it then trains only the refinement (and distillation), whose settings may differ
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import time
 from collections.abc import Callable
 from contextlib import closing
@@ -41,6 +43,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 from qipo_agents.common.atomic import write_text_atomic
 from qipo_agents.common.callbacks import CheckpointCallback, EvalCallback, ProgressBarCallback
 from qipo_agents.common.evaluation import EvaluationResult, check_env_spaces, evaluate, reference_scores
+from qipo_agents.common.interrupts import TrainingSignal
 from qipo_agents.common.save_format import read_save_data
 from qipo_agents.data.buffer import OfflineBuffer
 from qipo_agents.data.sources import make_buffer
@@ -60,12 +63,39 @@ Echo = Callable[[str], Any]
 
 
 class TrainingInterrupted(QIPOError):
-    """Training was stopped with Ctrl-C; a checkpoint was saved (``checkpoint``) to resume from."""
+    """Training was stopped with Ctrl-C or SIGTERM; ``checkpoint`` is the checkpoint to resume from.
 
-    def __init__(self, run_dir: Path, checkpoint: Path | None, num_timesteps: int):
+    ``signal_name`` names the signal (None for a ``KeyboardInterrupt`` raised by code, e.g. a
+    callback). ``mid_step`` is True when a second Ctrl-C stopped training in the middle of a step:
+    the agent is not saved then, and ``checkpoint`` is the latest one saved before.
+    """
+
+    def __init__(
+        self,
+        run_dir: Path,
+        checkpoint: Path | None,
+        num_timesteps: int,
+        signal_name: str | None = None,
+        mid_step: bool = False,
+    ):
         self.run_dir, self.checkpoint, self.num_timesteps = run_dir, checkpoint, num_timesteps
-        saved = f"checkpoint {checkpoint}" if checkpoint else "no checkpoint (no step was trained)"
-        super().__init__(f"training interrupted at step {num_timesteps}; {saved}")
+        self.signal_name, self.mid_step = signal_name, mid_step
+        by = f" by {signal_name}" if signal_name else ""
+        if mid_step:
+            saved = f"the latest checkpoint is {checkpoint}" if checkpoint else "no checkpoint was saved before it"
+            message = (
+                f"training interrupted{by} at step {num_timesteps}, in the middle of a step: not saved, "
+                f"a save would not resume exactly; {saved}"
+            )
+        else:
+            saved = f"checkpoint {checkpoint}" if checkpoint else "no checkpoint (no step was trained)"
+            message = f"training interrupted{by} at step {num_timesteps}; {saved}"
+        super().__init__(message)
+
+    @property
+    def exit_status(self) -> int:
+        """The shell's status for a process ended by the signal: 128 + its number (130 for Ctrl-C)."""
+        return 128 + (signal.Signals[self.signal_name] if self.signal_name else signal.SIGINT)
 
 
 @dataclass
@@ -335,9 +365,15 @@ def _learn(
             log_interval=config.log_interval,
             reset_num_timesteps=not resuming,
         )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
+        # Ctrl-C and SIGTERM arrive between two steps (learn() defers them): the saved agent resumes
+        # exactly. A second Ctrl-C stops mid-step: saving that half-done step would not
+        signal_name = interrupt.signal_name if isinstance(interrupt, TrainingSignal) else None
+        if isinstance(interrupt, TrainingSignal) and not interrupt.at_step_boundary:
+            checkpoint = CheckpointCallback.latest(checkpoint_dir, CHECKPOINT_PREFIX)
+            raise TrainingInterrupted(run_dir, checkpoint, agent.num_timesteps, signal_name, mid_step=True) from None
         checkpoint = _emergency_checkpoint(agent, checkpoint_dir, echo)
-        raise TrainingInterrupted(run_dir, checkpoint, agent.num_timesteps) from None
+        raise TrainingInterrupted(run_dir, checkpoint, agent.num_timesteps, signal_name) from None
     except BaseException:
         checkpoint = _emergency_checkpoint(agent, checkpoint_dir, echo)
         if checkpoint is not None:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from qipo_agents import QIPOFlow
@@ -95,6 +98,34 @@ def test_interrupted_run_resumes_from_its_checkpoint(tmp_path, monkeypatch):
     # nothing left to resume
     result = invoke("train", "hopper-medium-mini", "--log-folder", logs, "--resume", run, expect=1)
     assert "has finished training and its final evaluation; nothing to resume" in result.output
+
+
+def test_sigterm_saves_a_checkpoint_that_resumes_exactly(tmp_path, monkeypatch, trained_run):
+    # `kill`, `timeout`, SLURM preemption, `docker stop`: the signal arrives in the middle of a step
+    logs = tmp_path / "logs"
+    original = QIPO._train_step
+
+    def sigterm_inside_step_64(self):
+        losses = original(self)  # the step's optimisers have stepped; its counters have not advanced yet
+        if self.num_timesteps == 63:
+            assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL, "learn() does not defer SIGTERM"
+            os.kill(os.getpid(), signal.SIGTERM)
+        return losses
+
+    monkeypatch.setattr(QIPO, "_train_step", sigterm_inside_step_64)
+    result = invoke(*train_args("hopper-medium-mini", logs), expect=143)  # 128 + SIGTERM, as the shell reports
+    run = logs / "flow" / "hopper-medium-mini_1"
+    assert "training interrupted by SIGTERM at step 64; checkpoint" in result.output
+    assert f"resume with: qipo-zoo train hopper-medium-mini --algo flow --resume {run}" in result.output
+    assert QIPOFlow.load(run / "checkpoints" / "qipo_64_steps.zip", device="cpu").num_timesteps == 64
+
+    monkeypatch.setattr(QIPO, "_train_step", original)
+    invoke("train", "hopper-medium-mini", "--log-folder", logs, "--resume", run)
+    resumed = QIPOFlow.load(run / "hopper-medium-mini.zip", device="cpu")
+    uninterrupted = QIPOFlow.load(trained_run / "hopper-medium-mini.zip", device="cpu")  # same task and seed
+    assert resumed.num_timesteps == uninterrupted.num_timesteps == TINY_STEPS
+    for (name, a), (_, b) in zip(uninterrupted.policy.state_dict().items(), resumed.policy.state_dict().items()):
+        assert torch.equal(a, b), name
 
 
 def test_a_crash_saves_a_usable_checkpoint_first(tmp_path, monkeypatch):

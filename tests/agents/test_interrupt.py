@@ -1,0 +1,214 @@
+"""Ctrl-C and SIGTERM during learn() stop between two steps: a save then resumes exactly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+import pytest
+import torch
+from stable_baselines3.common.callbacks import BaseCallback
+
+from qipo_agents import QIPOFlow
+from qipo_agents.common.interrupts import TrainingSignal, defer_interrupts
+from qipo_agents.qipo.behavior import BehaviorWarmup
+from qipo_agents.qipo.critic import InSupportSoftmaxQLearning
+from qipo_agents.qipo.refinement import QWeightedRefinement
+
+from .conftest import TINY
+
+PHASE_CLASSES = (BehaviorWarmup, InSupportSoftmaxQLearning, QWeightedRefinement)
+
+
+def make_agent(bandit_data, **overrides):
+    return QIPOFlow("MlpPolicy", bandit_data, reward_scaling="none", **{**TINY, **overrides})
+
+
+def learn_until_signal(agent, **learn_kwargs) -> TrainingSignal:
+    """``agent.learn(...)``, which a signal must stop with a TrainingSignal; a plain KeyboardInterrupt
+    (the signal was not deferred) fails the test instead of stopping the test session."""
+    try:
+        agent.learn(**learn_kwargs)
+    except TrainingSignal as stop:
+        return stop
+    except KeyboardInterrupt:
+        pytest.fail("the signal raised a plain KeyboardInterrupt: learn() did not defer it")
+    pytest.fail("learn() finished without being interrupted")
+
+
+def assert_same_training(a, b) -> None:
+    """Identical step counts, network parameters and optimiser states."""
+    assert a.num_timesteps == b.num_timesteps and a._schedule_position == b._schedule_position
+    for (name, x), (_, y) in zip(a.policy.state_dict().items(), b.policy.state_dict().items()):
+        assert torch.equal(x, y), name
+    for name, optimizer in a.policy.optimizers().items():
+        for (key, x), (_, y) in zip(
+            _flat(optimizer.state_dict()), _flat(b.policy.optimizers()[name].state_dict()), strict=True
+        ):
+            assert torch.equal(torch.as_tensor(x), torch.as_tensor(y)), f"{name} {key}"
+
+
+def _flat(state, prefix=""):
+    if isinstance(state, dict):
+        for key in sorted(state, key=str):
+            yield from _flat(state[key], f"{prefix}/{key}")
+    elif isinstance(state, list | tuple):
+        for index, item in enumerate(state):
+            yield from _flat(item, f"{prefix}/{index}")
+    elif isinstance(state, torch.Tensor | int | float):
+        yield prefix, state
+
+
+def signal_inside_phase_step(monkeypatch, at_call: int, *signums: int) -> None:
+    """Send ``signums`` to this process at the end of the ``at_call``-th phase ``train_step`` (1-based,
+    counted over all phases): the minibatch is drawn and the optimisers have stepped, but the step
+    counters have not advanced yet. Undeferred, the KeyboardInterrupt would land right there."""
+    calls = [0]
+    for phase_class in PHASE_CLASSES:
+
+        def train_step(self, original=phase_class.train_step):
+            losses = original(self)
+            calls[0] += 1
+            if calls[0] == at_call:
+                for signum in signums:
+                    send(signum)
+            return losses
+
+        monkeypatch.setattr(phase_class, "train_step", train_step)
+
+
+def send(signum: int) -> None:
+    """Send ``signum`` to this process, once learn() has taken it over (a SIGTERM it had not would
+    end the test session)."""
+    assert signal.getsignal(signum) not in (signal.SIG_DFL, signal.default_int_handler), "not deferred"
+    os.kill(os.getpid(), signum)
+
+
+class CtrlCAfter(BaseCallback):
+    """Send SIGINT from a timer thread ``delay`` seconds after training starts; stop training
+    (a failure: no signal arrived) after ``give_up`` steps."""
+
+    def __init__(self, delay: float, give_up: int):
+        super().__init__()
+        self.timer = threading.Timer(delay, os.kill, (os.getpid(), signal.SIGINT))
+        self.give_up = give_up
+
+    def _on_training_start(self) -> None:
+        self.timer.start()
+
+    def _on_step(self) -> bool:
+        return self.num_timesteps < self.give_up
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(bandit_data):
+    return make_agent(bandit_data).learn()
+
+
+# TINY: warm-up steps 0-59, in-support critic 60-99, refinement 100-139
+@pytest.mark.parametrize("step", [30, 80, 110], ids=["warm-up", "critic", "refinement"])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_inside_a_step_stops_after_it_and_resumes_exactly(
+    bandit_data, uninterrupted, monkeypatch, tmp_path, capsys, step, signum
+):
+    agent = make_agent(bandit_data)
+    with monkeypatch.context() as patch:
+        signal_inside_phase_step(patch, step, signum)
+        stop = learn_until_signal(agent)
+    assert (stop.signal_name, stop.at_step_boundary) == (signal.Signals(signum).name, True)
+    assert agent.num_timesteps == agent._schedule_position == step  # the step it arrived in was finished
+    assert "training stops after the current step" in capsys.readouterr().err
+    resumed = QIPOFlow.load(agent.save(tmp_path / "interrupted"), device="cpu", dataset=bandit_data)
+    resumed.learn(reset_num_timesteps=False)
+    assert_same_training(resumed, uninterrupted)
+
+
+def test_ctrl_c_from_another_thread_resumes_exactly(bandit_data, tmp_path):
+    """The user's case: Ctrl-C at a moment nobody chose, most likely in the middle of a step."""
+    long_warm_up = dict(behavior_steps=100_000)  # the timer fires long before the schedule ends
+    agent = make_agent(bandit_data, **long_warm_up)
+    ctrl_c = CtrlCAfter(delay=0.2, give_up=50_000)
+    try:
+        stop = learn_until_signal(agent, callback=ctrl_c)
+    finally:
+        ctrl_c.timer.join()
+    assert stop.at_step_boundary and agent.num_timesteps > 0
+    stopped_at = agent.num_timesteps
+    resumed = QIPOFlow.load(agent.save(tmp_path / "interrupted"), device="cpu", dataset=bandit_data)
+    resumed.learn(20, reset_num_timesteps=False)
+    reference = make_agent(bandit_data, **long_warm_up)
+    reference.learn(callback=lambda local_vars, _: local_vars["self"].num_timesteps < stopped_at + 20)
+    assert_same_training(resumed, reference)
+
+
+def test_a_second_ctrl_c_stops_at_once(bandit_data, monkeypatch):
+    agent = make_agent(bandit_data)
+    signal_inside_phase_step(monkeypatch, 30, signal.SIGINT, signal.SIGINT)
+    stop = learn_until_signal(agent)
+    assert (stop.signal_name, stop.at_step_boundary) == ("SIGINT", False)
+    assert agent.num_timesteps == 29  # inside step 30: its counters never advanced
+
+
+def test_a_signal_in_the_last_step_still_stops_training(bandit_data, monkeypatch):
+    agent = make_agent(bandit_data)
+    signal_inside_phase_step(monkeypatch, 140, signal.SIGTERM)
+    stop = learn_until_signal(agent)
+    assert stop.signal_name == "SIGTERM" and agent.num_timesteps == 140
+
+
+def test_learn_restores_the_signal_handlers(bandit_data, monkeypatch):
+    before = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    during = []
+
+    def record(local_vars, _globals):
+        during.append({signum: signal.getsignal(signum) for signum in before})
+        return True
+
+    agent = make_agent(bandit_data)
+    agent.learn(5, callback=record)
+    assert all(handlers[signum] != before[signum] for handlers in during for signum in before)
+    assert {signum: signal.getsignal(signum) for signum in before} == before
+    # ... when learn() is interrupted too
+    signal_inside_phase_step(monkeypatch, 2, signal.SIGINT)
+    learn_until_signal(make_agent(bandit_data), total_timesteps=5)
+    assert {signum: signal.getsignal(signum) for signum in before} == before
+
+
+def test_a_handler_the_program_installed_is_left_alone(bandit_data):
+    received = []
+
+    def own_handler(signum, frame):
+        received.append(signum)
+
+    previous = signal.signal(signal.SIGTERM, own_handler)
+    try:
+        seen = []
+        make_agent(bandit_data).learn(3, callback=lambda *_: seen.append(signal.getsignal(signal.SIGTERM)) or True)
+        assert seen == [own_handler] * 3 and signal.getsignal(signal.SIGTERM) is own_handler
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_learn_outside_the_main_thread_changes_no_handler(bandit_data):
+    before = signal.getsignal(signal.SIGINT)
+    agent, errors = make_agent(bandit_data), []
+
+    def learn():
+        try:
+            agent.learn(5)
+        except Exception as error:  # noqa: BLE001 - reported by the assertion below
+            errors.append(error)
+
+    thread = threading.Thread(target=learn)
+    thread.start()
+    thread.join()
+    assert errors == [] and agent.num_timesteps == 5
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_defer_interrupts_raises_a_signal_still_pending_when_the_block_ends():
+    with pytest.raises(TrainingSignal, match="SIGTERM between two steps"):
+        with defer_interrupts():
+            send(signal.SIGTERM)
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
