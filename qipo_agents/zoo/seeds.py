@@ -5,7 +5,9 @@ Each seed is the command ``qipo-zoo train TASK ... --seed S`` in its own process
 folder, exactly the run that command gives alone), with ``OMP_NUM_THREADS`` set so the K
 processes share the machine's cores. Its output goes to ``train.log`` in its run folder. When all
 have finished, ``<log_folder>/<algo>/<task>_seeds_<n>.json`` holds each seed's final evaluation and
-their aggregate (:class:`~qipo_agents.zoo.stats.SeedAggregate`).
+their aggregate (:class:`~qipo_agents.zoo.stats.SeedAggregate`). Ctrl-C reaches every run (one
+process group); a SIGTERM sent to this command alone is passed on to every run; either way each
+run saves its checkpoint and this command waits for them before it stops.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -25,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from qipo_agents.common.atomic import write_text_atomic
+from qipo_agents.common.interrupts import DeferredInterrupts, TrainingSignal, defer_interrupts
 from qipo_agents.errors import ConfigError
 from qipo_agents.zoo.stats import SeedAggregate
 
@@ -77,22 +81,13 @@ def train_seeds(
     pending, running, done = list(seeds), {}, []
     echo(f"training {task} with seeds {' '.join(map(str, seeds))}, {n_jobs} at a time")
     try:
-        while pending or running:
-            while pending and len(running) < n_jobs:
-                seed = pending.pop(0)
-                log = scratch / f"seed{seed}.log"
-                command = _seed_command(train_args, seed, scratch / f"seed{seed}.json")
-                with open(log, "w") as out:
-                    out.write(shlex.join(["qipo-zoo", *command[3:]]) + "\n")  # the command as a user types it
-                    running[seed] = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
-            for seed, process in list(running.items()):
-                if process.poll() is None:
-                    continue
-                del running[seed]
-                done.append(_collect(seed, process.returncode, scratch, folder / f"{task}_seed{seed}.log", echo))
-            time.sleep(0.2)
-    except KeyboardInterrupt:
-        for process in running.values():  # they got the same Ctrl-C: let each save its checkpoint
+        with defer_interrupts() as interrupts:
+            _run_all(train_args, pending, running, done, n_jobs, scratch, folder, task, env, interrupts, echo)
+    except KeyboardInterrupt as stop:
+        if isinstance(stop, TrainingSignal) and stop.signum != signal.SIGINT:
+            for process in running.values():  # SIGTERM reached this process only: pass it on
+                process.send_signal(stop.signum)
+        for process in running.values():  # Ctrl-C reached the whole process group: each run saves its checkpoint
             process.wait()
         echo(
             f"interrupted: each unfinished seed saved a checkpoint; its log ({folder}/{task}_seed<S>.log) says how to resume it"
@@ -106,6 +101,38 @@ def train_seeds(
                 leftover.unlink()
         scratch.rmdir()
     return write_summary(done, folder, task, algo, echo)
+
+
+def _run_all(
+    train_args: Sequence[str],
+    pending: list[int],
+    running: dict[int, subprocess.Popen],
+    done: list[SeedRun],
+    n_jobs: int,
+    scratch: Path,
+    folder: Path,
+    task: str,
+    env: dict[str, str],
+    interrupts: DeferredInterrupts,
+    echo: Echo,
+) -> None:
+    """Start the pending seeds ``n_jobs`` at a time until every one has finished; a Ctrl-C or SIGTERM
+    received meanwhile is raised between two polls, with ``running`` holding the runs still going."""
+    while pending or running:
+        interrupts.raise_pending()
+        while pending and len(running) < n_jobs:
+            seed = pending.pop(0)
+            log = scratch / f"seed{seed}.log"
+            command = _seed_command(train_args, seed, scratch / f"seed{seed}.json")
+            with open(log, "w") as out:
+                out.write(shlex.join(["qipo-zoo", *command[3:]]) + "\n")  # the command as a user types it
+                running[seed] = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+        for seed, process in list(running.items()):
+            if process.poll() is None:
+                continue
+            del running[seed]
+            done.append(_collect(seed, process.returncode, scratch, folder / f"{task}_seed{seed}.log", echo))
+        time.sleep(0.2)
 
 
 def _collect(seed: int, returncode: int, scratch: Path, failed_log: Path, echo: Echo) -> SeedRun:

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +18,7 @@ import pytest
 import torch
 
 from qipo_agents.qipo.algorithm import QIPO
+from qipo_agents.zoo.seeds import train_seeds
 from qipo_agents.zoo.tune import load_study, open_storage
 
 from .conftest import TINY, invoke, train_args
@@ -205,3 +209,31 @@ def test_unknown_storage_and_study_are_clear_errors(tiny_task_file, tmp_path):
         "tune", "hopper-medium-mini", "--n-trials", "1", "--storage", "study", "--study-name", "s", expect=1
     )
     assert "give a journal file ending in .log, or a database URL" in result.output
+
+
+def test_sigterm_to_the_seeds_command_reaches_every_run_and_each_saves_a_checkpoint(tiny_task_file, tmp_path):
+    logs = tmp_path / "logs"
+    budget = [item for item in TINY if not item.startswith("behavior_steps")] + ["behavior_steps=1000000"]
+    args = ["train", "tiny-hopper", "--device", "cpu", "--log-folder", str(logs), "--config", str(tiny_task_file)]
+    args += ["--verbose", "1", "--hyperparams", *budget]
+    sent = threading.Event()
+
+    def sigterm_once_both_runs_train():  # as a scheduler's SIGTERM reaches the command's process only
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not sent.is_set():
+            seed_logs = list((logs / "flow").glob(".tiny-hopper_seeds_*/seed*.log"))
+            training = [log for log in seed_logs if "starting the behavior phase" in log.read_text()]
+            if len(training) == 2 and signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+                sent.set()
+                os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.2)
+
+    threading.Thread(target=sigterm_once_both_runs_train, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        train_seeds(args, [3, 5], 2, logs, "flow", "tiny-hopper", echo=lambda message: None)
+    assert sent.is_set()
+    for seed in (3, 5):
+        log = (logs / "flow" / f"tiny-hopper_seed{seed}.log").read_text()
+        assert "training interrupted by SIGTERM at step" in log and "resume with: qipo-zoo train" in log
+    checkpoints = sorted((logs / "flow").glob("tiny-hopper_*/checkpoints/qipo_*_steps.zip"))
+    assert len({path.parents[1] for path in checkpoints}) == 2  # both runs saved one
