@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import inspect
+import io
 import os
 import platform
 import sys
@@ -377,8 +378,9 @@ class OfflineAlgorithm(ABC):
         return obs
 
     # ------------------------------------------------------------------ save / load
-    def save(self, path: str | os.PathLike) -> Path:
-        """Save to ``path`` (``.zip`` added if missing), atomically; returns the written path."""
+    def save(self, path: str | os.PathLike | io.BufferedIOBase) -> Path | io.BufferedIOBase:
+        """Save to ``path`` (``.zip`` added if missing), atomically, and return the written path; or
+        into an open binary file (``io.BytesIO``, a file opened ``"wb"``), returned as given."""
         from qipo_agents import __version__
 
         json_state, tensor_state = self._state()
@@ -404,7 +406,7 @@ class OfflineAlgorithm(ABC):
     @classmethod
     def load(
         cls,
-        path: str | os.PathLike,
+        path: str | os.PathLike | io.BufferedIOBase,
         env: gym.Env | VecEnv | str | None = None,
         device: str | torch.device = "auto",
         custom_objects: dict[str, Any] | None = None,
@@ -415,7 +417,8 @@ class OfflineAlgorithm(ABC):
         """Load a saved agent (Stable-Baselines3's signature).
 
         Args:
-            path: the ``.zip`` written by :meth:`save` (``.zip`` may be left out).
+            path: the ``.zip`` written by :meth:`save` (``.zip`` may be left out), or an open
+                binary file holding it.
             env: the agent's environment (see :meth:`get_env`); its spaces must be the agent's.
             device: ``"auto"``, ``"cpu"``, ``"cuda:1"``...
             custom_objects: saved entries to replace instead of reading them, as in SB3: a saved

@@ -26,7 +26,7 @@ import json
 import os
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 
@@ -43,23 +43,37 @@ def zip_path(path: str | os.PathLike) -> Path:
     return path if path.suffix == ".zip" else path.with_name(path.name + ".zip")
 
 
-def write_save_file(path: str | os.PathLike, data: dict[str, Any], tensors: dict[str, Any]) -> Path:
-    """Write ``data`` as ``data.json`` and each ``tensors[name]`` as ``name.pth``; returns the path."""
+def write_save_file(path: str | os.PathLike | IO[bytes], data: dict[str, Any], tensors: dict[str, Any]) -> Any:
+    """Write ``data`` as ``data.json`` and each ``tensors[name]`` as ``name.pth`` to ``path`` (atomically,
+    ``.zip`` added when missing; returns the path), or into an open binary file (``io.BytesIO``, a
+    file opened ``"wb"``; as Stable-Baselines3 accepts; returns it)."""
+    if _is_file_object(path):
+        _write_archive(path, data, tensors)
+        return path
+    path = zip_path(path)
+    with atomic_write(path, binary=True) as raw:
+        _write_archive(raw, data, tensors)
+    return path
+
+
+def _write_archive(file: IO[bytes], data: dict[str, Any], tensors: dict[str, Any]) -> None:
     from qipo_agents import __version__
 
-    path = zip_path(path)
     payload = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, **data}
-    with atomic_write(path, binary=True) as raw, zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+    with zipfile.ZipFile(file, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("data.json", json.dumps(payload, indent=2, default=_json_default))
         for name, obj in tensors.items():
             buffer = io.BytesIO()
             torch.save(obj, buffer)
             archive.writestr(f"{name}.pth", buffer.getvalue())
         archive.writestr("_version.txt", __version__)
-    return path
 
 
-def read_save_data(path: str | os.PathLike) -> dict[str, Any]:
+def _is_file_object(path: Any) -> bool:
+    return hasattr(path, "read") or hasattr(path, "write")
+
+
+def read_save_data(path: str | os.PathLike | IO[bytes]) -> dict[str, Any]:
     """Read only a save file's ``data.json`` (hyperparameters, spaces, counters), no tensors.
 
     Raises the errors of :func:`read_save_file`.
@@ -70,9 +84,9 @@ def read_save_data(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def read_save_file(
-    path: str | os.PathLike, device: torch.device | str = "cpu"
+    path: str | os.PathLike | IO[bytes], device: torch.device | str = "cpu"
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Read a save file; returns ``(data, tensors)``.
+    """Read a save file, from its path or an open binary file; returns ``(data, tensors)``.
 
     Raises:
         FileNotFoundError: no file at ``path`` (nor at ``path + ".zip"``).
@@ -92,8 +106,15 @@ def read_save_file(
     return data, tensors
 
 
-def _open_save_file(path: str | os.PathLike) -> tuple[Path, zipfile.ZipFile]:
-    """The save file at ``path`` (or ``path + ".zip"``), opened as a zip archive."""
+def _open_save_file(path: str | os.PathLike | IO[bytes]) -> tuple[Any, zipfile.ZipFile]:
+    """The save file at ``path`` (or ``path + ".zip"``), or an open binary file, opened as a zip
+    archive; with what error messages call it."""
+    if _is_file_object(path):
+        name = getattr(path, "name", None) or f"the {type(path).__name__} passed"
+        try:
+            return name, zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise SaveFileError(f"{name} is not a qipo_agents save file (not a readable zip archive: {exc})") from exc
     path = Path(path)
     if not path.exists():
         if not zip_path(path).exists():
@@ -106,7 +127,7 @@ def _open_save_file(path: str | os.PathLike) -> tuple[Path, zipfile.ZipFile]:
         raise SaveFileError(f"{path} is not a qipo_agents save file (not a readable zip archive: {exc})") from exc
 
 
-def _read_data(path: Path, archive: zipfile.ZipFile) -> dict[str, Any]:
+def _read_data(path: Any, archive: zipfile.ZipFile) -> dict[str, Any]:
     """The archive's ``data.json``, checked to be a qipo_agents save of a format this version reads."""
     names = set(archive.namelist())
     if "data.json" not in names:

@@ -30,6 +30,22 @@ def test_save_load_gives_identical_actions(tiny_agent, tmp_path):
         torch.testing.assert_close(a, b, msg=name)
 
 
+def test_save_and_load_through_open_files_as_sb3_does(tiny_agent, tmp_path):
+    buffer = io.BytesIO()
+    assert tiny_agent.save(buffer) is buffer
+    buffer.seek(0)
+    from_memory = type(tiny_agent).load(buffer, device="cpu")
+    with open(tmp_path / "agent.zip", "wb") as file:
+        tiny_agent.save(file)
+    with open(tmp_path / "agent.zip", "rb") as file:
+        from_file = type(tiny_agent).load(file, device="cpu")
+    expected = tiny_agent.predict(OBS, deterministic=True)[0]
+    for loaded in (from_memory, from_file):
+        np.testing.assert_array_equal(loaded.predict(OBS, deterministic=True)[0], expected)
+    with pytest.raises(SaveFileError, match="the BytesIO passed is not a qipo_agents save file"):
+        QIPOFlow.load(io.BytesIO(b"not a zip"))
+
+
 def test_base_class_loads_either_agent_and_wrong_class_is_refused(tiny_agent, tmp_path):
     path = tiny_agent.save(tmp_path / "agent.zip")
     assert type(QIPO.load(path, device="cpu")) is type(tiny_agent)
