@@ -34,21 +34,25 @@ CRITIC_TYPES = ("in_support_softmax", "expectile")
 
 
 def _check_ranges(
-    at_least_one: dict[str, int], non_negative: dict[str, float], fractions: dict[str, tuple[float, bool]]
+    at_least_one: dict[str, int],
+    non_negative: dict[str, float],
+    in_unit_interval: dict[str, float],
+    positive_fractions: dict[str, float],
 ) -> None:
     """Refuse out-of-range hyperparameters before any training: counts ``>= 1``, rates and scales
-    ``>= 0``, and fractions in ``(0, 1]`` (``[0, 1]`` where the flag allows 0, as for ``gamma``)."""
+    ``>= 0``, discounts in ``[0, 1]`` and Polyak rates in ``(0, 1]``."""
     for name, value in at_least_one.items():
         if value < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {value}")
     for name, value in non_negative.items():
         if not value >= 0.0:
             raise ValueError(f"{name} must be >= 0, got {value}")
-    for name, (value, zero_allowed) in fractions.items():
-        low_ok = value >= 0.0 if zero_allowed else value > 0.0
-        if not (low_ok and value <= 1.0):
-            interval = "[0, 1]" if zero_allowed else "(0, 1]"
-            raise ValueError(f"{name} must lie in {interval}, got {value}")
+    for name, value in in_unit_interval.items():
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must lie in [0, 1], got {value}")
+    for name, value in positive_fractions.items():
+        if not 0.0 < value <= 1.0:
+            raise ValueError(f"{name} must lie in (0, 1], got {value}")
 
 
 class QIPO(OfflineAlgorithm):
@@ -233,7 +237,8 @@ class QIPO(OfflineAlgorithm):
                 "policy_learning_rate": policy_learning_rate,
                 "distill_learning_rate": distill_learning_rate,
             },
-            fractions={"gamma": (gamma, True), "critic_tau": (critic_tau, False), "policy_tau": (policy_tau, False)},
+            in_unit_interval={"gamma": gamma},
+            positive_fractions={"critic_tau": critic_tau, "policy_tau": policy_tau},
         )
         if not 0.0 < expectile < 1.0:
             raise ValueError(f"expectile is an asymmetry in (0, 1) (0.5: the mean; the recipe: 0.7), got {expectile}")

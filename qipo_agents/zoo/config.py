@@ -198,6 +198,7 @@ def zoo_yaml_load(text: str) -> Any:
 _IMPLICIT_FIELDS = ("name", "algo", "profile")
 _TASK_KEYS = tuple(f.name for f in dataclasses.fields(TaskConfig) if f.name not in _IMPLICIT_FIELDS)
 _PROFILE_KEYS = tuple(f.name for f in dataclasses.fields(TaskConfig) if f.metadata.get("profile"))
+_RUN_KEYS = tuple(key for key in _PROFILE_KEYS if key != "hyperparams")  # budget, evaluation, checkpoints
 _REQUIRED_KEYS = ("datasets", "env")
 
 
@@ -378,7 +379,7 @@ def check_hyperparams(raw: Any, algo: str, where: ConfigLocation, prefix: str = 
     for key, value in raw.items():
         if key in _RESERVED_HYPERPARAMS:
             raise where.error(f"{prefix}{key}", f"is not set in a zoo config: {_RESERVED_HYPERPARAMS[key]}")
-        if key in _PROFILE_KEYS and key != "hyperparams":
+        if key in _RUN_KEYS:
             raise where.error(
                 f"{prefix}{key}", "is a run setting, not a QIPO hyperparameter: set it beside `hyperparams`, not in it"
             )
@@ -611,7 +612,7 @@ def _build(values: Mapping[str, Any], **implicit: str) -> TaskConfig:
 def check_overrides(overrides: Mapping[str, Any], algo: str) -> dict[str, Any]:
     """Command-line settings split into run fields and hyperparameters, validated like the YAML."""
     where = ConfigLocation("--hyperparams")
-    run_keys = [key for key in _PROFILE_KEYS if key != "hyperparams"]
+    run_keys = list(_RUN_KEYS)
     qipo_keys = list(hyperparameter_types())
     run_fields: dict[str, Any] = {}
     hyperparams: dict[str, Any] = {}

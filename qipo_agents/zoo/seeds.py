@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from qipo_agents.common.atomic import write_text_atomic
-from qipo_agents.common.interrupts import DeferredInterrupts, TrainingSignal, defer_interrupts
+from qipo_agents.common.interrupts import TrainingSignal, defer_interrupts
 from qipo_agents.errors import ConfigError
 from qipo_agents.zoo.stats import SeedAggregate
 
@@ -82,7 +82,21 @@ def train_seeds(
     echo(f"training {task} with seeds {' '.join(map(str, seeds))}, {n_jobs} at a time")
     try:
         with defer_interrupts() as interrupts:
-            _run_all(train_args, pending, running, done, n_jobs, scratch, folder, task, env, interrupts, echo)
+            while pending or running:
+                interrupts.raise_pending()  # a Ctrl-C or SIGTERM received since the last poll
+                while pending and len(running) < n_jobs:
+                    seed = pending.pop(0)
+                    log = scratch / f"seed{seed}.log"
+                    command = _seed_command(train_args, seed, scratch / f"seed{seed}.json")
+                    with open(log, "w") as out:
+                        out.write(shlex.join(["qipo-zoo", *command[3:]]) + "\n")  # the command as a user types it
+                        running[seed] = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+                for seed, process in list(running.items()):
+                    if process.poll() is None:
+                        continue
+                    del running[seed]
+                    done.append(_collect(seed, process.returncode, scratch, folder / f"{task}_seed{seed}.log", echo))
+                time.sleep(0.2)
     except KeyboardInterrupt as stop:
         if isinstance(stop, TrainingSignal) and stop.signum != signal.SIGINT:
             for process in running.values():  # SIGTERM reached this process only: pass it on
@@ -101,38 +115,6 @@ def train_seeds(
                 leftover.unlink()
         scratch.rmdir()
     return write_summary(done, folder, task, algo, echo)
-
-
-def _run_all(
-    train_args: Sequence[str],
-    pending: list[int],
-    running: dict[int, subprocess.Popen],
-    done: list[SeedRun],
-    n_jobs: int,
-    scratch: Path,
-    folder: Path,
-    task: str,
-    env: dict[str, str],
-    interrupts: DeferredInterrupts,
-    echo: Echo,
-) -> None:
-    """Start the pending seeds ``n_jobs`` at a time until every one has finished; a Ctrl-C or SIGTERM
-    received meanwhile is raised between two polls, with ``running`` holding the runs still going."""
-    while pending or running:
-        interrupts.raise_pending()
-        while pending and len(running) < n_jobs:
-            seed = pending.pop(0)
-            log = scratch / f"seed{seed}.log"
-            command = _seed_command(train_args, seed, scratch / f"seed{seed}.json")
-            with open(log, "w") as out:
-                out.write(shlex.join(["qipo-zoo", *command[3:]]) + "\n")  # the command as a user types it
-                running[seed] = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
-        for seed, process in list(running.items()):
-            if process.poll() is None:
-                continue
-            del running[seed]
-            done.append(_collect(seed, process.returncode, scratch, folder / f"{task}_seed{seed}.log", echo))
-        time.sleep(0.2)
 
 
 def _collect(seed: int, returncode: int, scratch: Path, failed_log: Path, echo: Echo) -> SeedRun:
