@@ -119,6 +119,12 @@ class QIPO(OfflineAlgorithm):
             without repeating the earlier phases.
         distill_batch_size: (state, noise) pairs per distillation step.
         distill_learning_rate: Adam step size of the one-step policy.
+        extraction_alpha: Q-guided extraction (beyond the paper): the one-step policy minimises
+            ``extraction_alpha * ||g(s, z) - teacher(s, z)||^2 - Q(s, g(s, z)) / mean|Q|``
+            instead of copying its teacher, so it acts higher on the critic while staying near the
+            refined policy; smaller values trust the critic more, a large one gives the plain copy
+            back (:mod:`qipo_agents.qipo.distillation`). None (the default): the plain copy, the
+            paper's policy. Needs ``distill_steps > 0``.
         one_step_acting: once the distillation has run, act with the one-step policy (one
             network evaluation); False acts with the multi-step sampler it was distilled from.
         n_sampling_steps: solver steps for acting and support sampling (None: the path default).
@@ -159,8 +165,8 @@ class QIPO(OfflineAlgorithm):
     #: (``qipo-zoo train --start-from``), the earlier phases' work stays valid.
     refinement_settings = frozenset(
         "beta min_effective_support n_support_actions include_dataset_action renew_interval n_support_states "
-        "policy_batch_size policy_learning_rate policy_tau distill_steps distill_batch_size distill_learning_rate "
-        "one_step_acting n_sampling_steps solver best_of_n acting_temperature sampling_chunk_size precision".split()
+        "policy_steps policy_batch_size policy_learning_rate policy_tau distill_steps distill_batch_size "
+        "distill_learning_rate extraction_alpha one_step_acting n_sampling_steps solver best_of_n acting_temperature sampling_chunk_size precision".split()
     )
 
     def __init__(
@@ -192,6 +198,7 @@ class QIPO(OfflineAlgorithm):
         distill_steps: int = 0,
         distill_batch_size: int = 256,
         distill_learning_rate: float = 3e-4,
+        extraction_alpha: float | None = None,
         one_step_acting: bool = True,
         n_sampling_steps: int | None = None,
         solver: str | None = None,
@@ -222,6 +229,16 @@ class QIPO(OfflineAlgorithm):
             )
         if distill_steps < 0:
             raise ValueError(f"distill_steps must be >= 0, got {distill_steps}")
+        if extraction_alpha is not None and not extraction_alpha > 0.0:
+            raise ValueError(
+                f"extraction_alpha weighs the copy term against the normalised Q term and must be > 0 "
+                f"(0.4 weighs them as TD3+BC's alpha of 2.5 does; None: a plain copy), got {extraction_alpha}"
+            )
+        if extraction_alpha is not None and distill_steps == 0:
+            raise ValueError(
+                "extraction_alpha shapes the one-step policy, which only distill_steps > 0 trains; "
+                "set distill_steps (the CPU recipe: 10000) or leave extraction_alpha None"
+            )
         _check_ranges(
             at_least_one={
                 "behavior_batch_size": behavior_batch_size,
@@ -259,6 +276,7 @@ class QIPO(OfflineAlgorithm):
         self.policy_learning_rate = policy_learning_rate
         self.distill_steps, self.distill_batch_size = distill_steps, distill_batch_size
         self.distill_learning_rate, self.one_step_acting = distill_learning_rate, one_step_acting
+        self.extraction_alpha = None if extraction_alpha is None else float(extraction_alpha)
         self.n_sampling_steps, self.solver, self.best_of_n = n_sampling_steps, solver, best_of_n
         self.acting_temperature = float(acting_temperature)
         self.normalize_observations, self.reward_scaling = normalize_observations, reward_scaling
@@ -353,6 +371,7 @@ class QIPO(OfflineAlgorithm):
                 self.sampler,
                 self.beta,
                 self.distill_batch_size,
+                extraction_alpha=self.extraction_alpha,
                 **bounds,
                 **common,
             )
@@ -517,13 +536,28 @@ class QIPO(OfflineAlgorithm):
             "n_support_states "
             "critic_type alpha_q expectile gamma critic_tau policy_tau behavior_steps critic_steps policy_steps "
             "behavior_batch_size critic_batch_size policy_batch_size behavior_learning_rate critic_learning_rate "
-            "policy_learning_rate distill_steps distill_batch_size distill_learning_rate one_step_acting "
+            "policy_learning_rate distill_steps distill_batch_size distill_learning_rate extraction_alpha one_step_acting "
             "n_sampling_steps solver best_of_n acting_temperature normalize_observations reward_scaling "
             "sampling_chunk_size precision policy_kwargs path_kwargs verbose seed tensorboard_log"
         ).split()
         params = {name: getattr(self, name) for name in names}
         params["schedule"] = None if self.schedule is None else self.schedule.to_dict()
         return params
+
+    @classmethod
+    def load(cls, path, *args, **kwargs):
+        """Load a saved agent (:meth:`OfflineAlgorithm.load <qipo_agents.common.base.OfflineAlgorithm.load>`).
+
+        An agent saved before its refinement started (at the end of its critic phase) also takes
+        new lengths for the phases still ahead, ``policy_steps`` and ``distill_steps``: its schedule
+        then runs them instead of the saved ones (``policy_steps=0`` distils the behaviour model
+        itself).
+        """
+        agent = super().load(path, *args, **kwargs)
+        ahead = {name: kwargs[name] for name in ("policy_steps", "distill_steps") if name in kwargs}
+        if ahead and agent.schedule is not None and agent._schedule_position <= agent.schedule.refinement_start:
+            agent.schedule = dataclasses.replace(agent.schedule, **ahead)
+        return agent
 
     @classmethod
     def _upgrade_hyperparameters(cls, hyperparameters: dict[str, Any], format_version: int) -> dict[str, Any]:

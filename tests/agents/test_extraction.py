@@ -1,0 +1,131 @@
+"""Q-guided extraction: the one-step policy climbs the critic, as far from its teacher as
+``extraction_alpha`` lets it, and is saved, resumed and exported like the plain copy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from qipo_agents import QIPOFlow
+
+from .conftest import TINY, bandit_reward, make_bandit
+from .test_bandit import BANDIT_CONFIG
+from .test_export import _run
+
+EXTRACTION_STEPS = 600
+STATES = np.random.default_rng(1).uniform(-1, 1, size=(3000, 1)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def post_critic(tmp_path_factory):
+    """The bandit agent of test_bandit, saved at the end of its critic phase (no refinement): the
+    behaviour model has both modes at +-0.5 whatever the state, ``Q(s, a) = s a``. (Both agents share
+    the extraction phase; the diffusion agent's is resumed and checked below.)"""
+    config = {**BANDIT_CONFIG, "policy_steps": 0}
+    agent = QIPOFlow("MlpPolicy", make_bandit(), **config).learn()
+    return type(agent), agent.save(tmp_path_factory.mktemp("post_critic") / "agent")
+
+
+def extract(post_critic, extraction_alpha):
+    """The saved agent, distilled for EXTRACTION_STEPS from its behaviour model (``policy_steps=0``)."""
+    agent_class, path = post_critic
+    agent = agent_class.load(
+        path, device="cpu", dataset=make_bandit(), distill_steps=EXTRACTION_STEPS, extraction_alpha=extraction_alpha
+    )
+    return agent.learn(reset_num_timesteps=False)
+
+
+@pytest.fixture(scope="module")
+def extracted(post_critic):
+    """Acted rewards (= Q) and the share of actions within 0.3 of a behaviour mode, per alpha."""
+    results = {}
+    for alpha in (None, 10.0, 1.0, 1e4):
+        agent = extract(post_critic, alpha)
+        assert agent.acts_in_one_step
+        actions, _ = agent.predict(STATES)
+        near_a_mode = float((np.abs(np.abs(actions[:, 0]) - 0.5) < 0.3).mean())
+        results[alpha] = (float(bandit_reward(STATES, actions).mean()), near_a_mode)
+    return results
+
+
+def test_extraction_raises_q_while_staying_in_the_behaviours_support(extracted):
+    plain_q, plain_support = extracted[None]
+    q, support = extracted[10.0]
+    # the behaviour model earns 0 in expectation; each behaviour action lies within 0.3 of a mode
+    assert abs(plain_q) < 0.03 and plain_support > 0.9
+    assert q > plain_q + 0.03, (q, plain_q)
+    assert support > 0.9
+
+
+def test_alpha_trades_q_for_closeness_to_the_teacher(extracted):
+    """A smaller alpha trusts the critic more: more Q, further out of the support; a large alpha
+    gives the plain copy back."""
+    assert extracted[1.0][0] > extracted[10.0][0] + 0.1
+    assert extracted[1.0][1] < extracted[10.0][1] - 0.1
+    assert extracted[1e4][0] == pytest.approx(extracted[None][0], abs=0.01)
+    assert extracted[1e4][1] == pytest.approx(extracted[None][1], abs=0.01)
+
+
+def test_the_extracted_policy_saves_loads_and_exports(post_critic, tmp_path):
+    agent = extract(post_critic, 1.0)
+    states = np.linspace(-1, 1, 16, dtype=np.float32)[:, None]
+    expected, _ = agent.predict(states, deterministic=True)
+    loaded = type(agent).load(agent.save(tmp_path / "agent"), device="cpu")
+    assert loaded.extraction_alpha == 1.0 and loaded.acts_in_one_step
+    np.testing.assert_array_equal(loaded.predict(states, deterministic=True)[0], expected)
+    for fmt in ("onnx", "torchscript"):
+        path = loaded.export(tmp_path / f"policy.{fmt}", format=fmt)
+        exported = _run(path, fmt, states, np.zeros((len(states), 1), np.float32))
+        np.testing.assert_allclose(exported, expected, atol=1e-5)
+
+
+def test_resume_mid_extraction_equals_the_uninterrupted_run(agent_class, bandit_data, tmp_path):
+    config = {**TINY, "distill_steps": 30, "extraction_alpha": 1.0}  # extraction: steps 140-169
+
+    def stop_at(step):
+        return lambda local_vars, _globals: local_vars["self"].num_timesteps < step
+
+    uninterrupted = agent_class("MlpPolicy", bandit_data, reward_scaling="none", **config).learn()
+    first = agent_class("MlpPolicy", bandit_data, reward_scaling="none", **config)
+    first.learn(callback=stop_at(155))
+    assert first.current_phase == "distill"
+    resumed = agent_class.load(first.save(tmp_path / "checkpoint"), device="cpu", dataset=bandit_data)
+    resumed.learn(reset_num_timesteps=False)
+    for (name, a), (_, b) in zip(uninterrupted.policy.state_dict().items(), resumed.policy.state_dict().items()):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=name)
+
+
+def test_the_critic_stays_as_its_phase_left_it(bandit_data):
+    config = {**TINY, "distill_steps": 20, "extraction_alpha": 0.5}
+    agent = QIPOFlow("MlpPolicy", bandit_data, reward_scaling="none", **config)
+    agent.learn(callback=lambda local_vars, _globals: local_vars["self"].num_timesteps < 100)  # the critic's end
+    before = {k: v.clone() for k, v in agent.policy.critic.state_dict().items()}
+    agent.learn(reset_num_timesteps=False)
+    assert agent.acts_in_one_step
+    for key, value in agent.policy.critic.state_dict().items():
+        torch.testing.assert_close(value, before[key], rtol=0, atol=0)
+
+
+def test_a_post_critic_save_takes_new_lengths_for_the_phases_ahead(bandit_data, tmp_path):
+    agent = QIPOFlow("MlpPolicy", bandit_data, reward_scaling="none", **TINY)
+    agent.learn(callback=lambda local_vars, _globals: local_vars["self"].num_timesteps < 100)  # the critic's end
+    loaded = QIPOFlow.load(
+        agent.save(tmp_path / "agent"), device="cpu", dataset=bandit_data, policy_steps=0, distill_steps=25
+    )
+    assert (loaded.schedule.policy_steps, loaded.schedule.distill_steps) == (0, 25)
+    loaded.learn(reset_num_timesteps=False)
+    assert loaded.num_timesteps == 125 and loaded.acts_in_one_step
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"distill_steps": 10, "extraction_alpha": 0.0}, "extraction_alpha .* must be > 0"),
+        ({"distill_steps": 10, "extraction_alpha": -1.0}, "extraction_alpha .* must be > 0"),
+        ({"distill_steps": 0, "extraction_alpha": 1.0}, "only distill_steps > 0 trains"),
+    ],
+)
+def test_a_bad_extraction_setting_is_a_clear_error(bandit_data, settings, message):
+    with pytest.raises(ValueError, match=message):
+        QIPOFlow("MlpPolicy", bandit_data, **{**TINY, **settings})
