@@ -264,6 +264,9 @@ class OfflineAlgorithm(ABC):
                 callbacks are done, so that the agent saved then resumes exactly as the
                 uninterrupted run; a second Ctrl-C while waiting raises it at once, mid-step
                 (``at_step_boundary`` False). See :func:`~qipo_agents.common.interrupts.defer_interrupts`.
+                A signal ignored when learn() starts stays ignored: a job a script started in the
+                background (``nohup python train.py &``) begins with SIGINT ignored, so SIGINT does
+                not stop it, while SIGTERM still does, between two steps as above.
         """
         if self.buffer is None:
             raise RuntimeError(

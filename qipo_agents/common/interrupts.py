@@ -8,6 +8,10 @@ saving anything. While :func:`defer_interrupts` is active, both signals are reco
 acted on, and :meth:`DeferredInterrupts.raise_pending` raises them, as a
 :class:`TrainingSignal` (a ``KeyboardInterrupt``), where the training loop calls it: between two
 whole steps. A second Ctrl-C while one is pending interrupts at once.
+
+A signal the process ignores stays ignored. A job that a script or another non-interactive shell
+starts in the background (``python train.py &``, ``nohup python train.py &``) begins with SIGINT
+ignored: such a run goes on when it receives SIGINT, and SIGTERM still saves and stops it.
 """
 
 from __future__ import annotations
@@ -82,9 +86,9 @@ def defer_interrupts() -> Iterator[DeferredInterrupts]:
 
     A signal is taken over only where it has its default behaviour (``KeyboardInterrupt`` for
     SIGINT, ending the process for SIGTERM): a handler the program installed, and an ignored signal
-    (``nohup``), stay as they are. The previous handlers are back when the block ends, normally or
-    by an exception. Outside the main thread, where Python cannot set signal handlers (and signals
-    are not delivered), nothing is deferred.
+    (SIGINT in a job a script started in the background), stay as they are. The previous handlers
+    are back when the block ends, normally or by an exception. Outside the main thread, where
+    Python cannot set signal handlers (and signals are not delivered), nothing is deferred.
     """
     deferred = DeferredInterrupts()
     previous = {}

@@ -1,4 +1,9 @@
-"""Ctrl-C and SIGTERM during learn() stop between two steps: a save then resumes exactly."""
+"""Ctrl-C and SIGTERM during learn() stop between two steps: a save then resumes exactly.
+
+Every test starts from Python's default handlers, whatever the shell that runs the tests: a job a
+script starts in the background (``nohup pytest ... &``, ``setsid pytest ... &``) inherits an ignored
+SIGINT, which learn() rightly leaves ignored. The tests of that case ignore SIGINT themselves.
+"""
 
 from __future__ import annotations
 
@@ -79,8 +84,8 @@ def signal_inside_phase_step(monkeypatch, at_call: int, *signums: int) -> None:
 
 
 def send(signum: int) -> None:
-    """Send ``signum`` to this process, once learn() has taken it over (a SIGTERM it had not would
-    end the test session)."""
+    """Send ``signum`` to this process, once learn() has taken it over or while it is ignored (a
+    SIGTERM with its default handler would end the test session)."""
     assert signal.getsignal(signum) not in (signal.SIG_DFL, signal.default_int_handler), "not deferred"
     os.kill(os.getpid(), signum)
 
@@ -99,6 +104,25 @@ class CtrlCAfter(BaseCallback):
 
     def _on_step(self) -> bool:
         return self.num_timesteps < self.give_up
+
+
+@pytest.fixture(autouse=True)
+def default_signal_handlers():
+    """Python's own handlers for the test (SIGINT raises KeyboardInterrupt, SIGTERM ends the
+    process), the handlers in place before it afterwards."""
+    previous = {
+        signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
+        signal.SIGTERM: signal.signal(signal.SIGTERM, signal.SIG_DFL),
+    }
+    yield
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
+
+
+@pytest.fixture
+def sigint_ignored(default_signal_handlers):
+    """SIGINT ignored, as in a job a script started in the background (``nohup cmd &``)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @pytest.fixture(scope="module")
@@ -188,6 +212,37 @@ def test_a_handler_the_program_installed_is_left_alone(bandit_data):
         assert seen == [own_handler] * 3 and signal.getsignal(signal.SIGTERM) is own_handler
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_an_ignored_sigint_leaves_training_running(bandit_data, uninterrupted, sigint_ignored, monkeypatch, capsys):
+    """A run started with SIGINT ignored (``nohup python train.py &`` from a script) is not stopped
+    by SIGINT: it trains to the end of its schedule, exactly as a run that received none."""
+    seen = []
+    agent = make_agent(bandit_data)
+    signal_inside_phase_step(monkeypatch, 30, signal.SIGINT)
+    try:
+        agent.learn(callback=lambda *_: seen.append(signal.getsignal(signal.SIGINT)) or True)
+    except KeyboardInterrupt as stop:
+        pytest.fail(f"the ignored SIGINT stopped training: {stop!r}")
+    assert agent.num_timesteps == 140 and seen == [signal.SIG_IGN] * 140
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    assert "received" not in capsys.readouterr().err
+    assert_same_training(agent, uninterrupted)
+
+
+def test_sigterm_still_stops_a_run_whose_sigint_is_ignored(
+    bandit_data, uninterrupted, sigint_ignored, monkeypatch, tmp_path
+):
+    agent = make_agent(bandit_data)
+    with monkeypatch.context() as patch:
+        signal_inside_phase_step(patch, 80, signal.SIGINT, signal.SIGTERM)
+        stop = learn_until_signal(agent)
+    assert (stop.signal_name, stop.at_step_boundary) == ("SIGTERM", True) and agent.num_timesteps == 80
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    resumed = QIPOFlow.load(agent.save(tmp_path / "interrupted"), device="cpu", dataset=bandit_data)
+    resumed.learn(reset_num_timesteps=False)
+    assert_same_training(resumed, uninterrupted)
 
 
 def test_learn_outside_the_main_thread_changes_no_handler(bandit_data):

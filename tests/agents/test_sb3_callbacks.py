@@ -14,6 +14,7 @@ from stable_baselines3.common.callbacks import (
     StopTrainingOnNoModelImprovement,
 )
 from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import VecEnv
 
 from qipo_agents import QIPOFlow
@@ -29,10 +30,15 @@ def hopper_agent(minari_dataset):
     return QIPOFlow("MlpPolicy", DATASET_ID, **TINY)
 
 
-def test_sb3_eval_callback_with_early_stopping_and_checkpoints(hopper_agent, tmp_path):
+def test_sb3_no_improvement_stop_ends_training_at_the_evaluation_it_chose(hopper_agent, tmp_path):
+    """Evaluations at steps 30, 60, 90, 120 of a 140-step schedule, on an env whose returns never
+    change: the first sets the best score, the second and third do not beat it, and SB3's
+    StopTrainingOnNoModelImprovement (more than one evaluation without improvement after the first)
+    stops training right after the third, at step 90, with the checkpoints and best model saved so far."""
+    flat_hopper = Monitor(gym.wrappers.TransformReward(gym.make("Hopper-v5"), lambda reward: 0.0))
     stop = StopTrainingOnNoModelImprovement(max_no_improvement_evals=1, min_evals=1)
     evaluation = EvalCallback(
-        gym.make("Hopper-v5"),
+        flat_hopper,
         eval_freq=30,
         n_eval_episodes=1,
         best_model_save_path=str(tmp_path / "best"),
@@ -41,11 +47,13 @@ def test_sb3_eval_callback_with_early_stopping_and_checkpoints(hopper_agent, tmp
     )
     checkpoints = CheckpointCallback(save_freq=50, save_path=str(tmp_path / "checkpoints"), name_prefix="qipo")
     hopper_agent.learn(callback=CallbackList([evaluation, checkpoints, ProgressBarCallback()]))
-    assert evaluation.n_calls >= 30 and np.load(tmp_path / "eval" / "evaluations.npz")["results"].shape[1] == 1
+    assert hopper_agent.schedule.total == 140
+    assert hopper_agent.num_timesteps == evaluation.n_calls == 90
+    assert stop.n_calls == 3 and stop.no_improvement_evals == 2
+    evaluations = np.load(tmp_path / "eval" / "evaluations.npz")
+    assert list(evaluations["timesteps"]) == [30, 60, 90] and (evaluations["results"] == 0.0).all()
     assert (tmp_path / "best" / "best_model.zip").is_file()
-    assert "qipo_50_steps.zip" in {p.name for p in (tmp_path / "checkpoints").iterdir()}
-    # after two evaluations without improvement SB3 stops the run early, or it finished the schedule
-    assert hopper_agent.num_timesteps <= 140
+    assert {p.name for p in (tmp_path / "checkpoints").iterdir()} == {"qipo_50_steps.zip"}
     assert isinstance(hopper_agent.get_env(), VecEnv) and hopper_agent.get_env().num_envs == 1
 
 

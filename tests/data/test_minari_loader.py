@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import socket
 import time
 
 import gymnasium as gym
+import huggingface_hub.constants
 import minari
 import numpy as np
 import pytest
@@ -160,10 +162,33 @@ def test_online_download_goes_through_minari_load_dataset(minari_root, minari_da
     assert asked == [("mujoco/hopper/medium-v0", True)] and len(buffer) == stored.total_steps
 
 
-def test_minari_download_extra_is_installed():
-    import huggingface_hub  # minari[hf]: without it every remote id fails
+def test_a_download_without_network_goes_through_minari_and_hugging_face_to_a_clear_error(minari_root, monkeypatch):
+    """The probe lets the download start (a network that goes away, a proxy that accepts the
+    connection): minari.load_dataset asks its Hugging Face remote through huggingface_hub
+    (``minari[hf]``), whose requests fail as they do offline. The loader turns that into
+    DatasetNotFoundError with the ways out, and writes nothing to the store."""
+    looked_up = []
 
-    assert huggingface_hub.__version__
+    def no_network(host, *args, **kwargs):
+        looked_up.append(host)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(minari_loader, "_probe_remote", lambda: None)
+    # whatever HF_HUB_OFFLINE and HF_ENDPOINT say here: the requests go out, to the public hub
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", "https://huggingface.co")
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)  # huggingface_hub's back-off between retries
+    missing = "mujoco/hopper/medium-v0"
+    with pytest.raises(DatasetNotFoundError) as raised:
+        load_minari(missing)
+
+    assert looked_up and set(looked_up) == {"huggingface.co"}, "minari never reached huggingface_hub"
+    message = str(raised.value)
+    assert f"Minari dataset {missing!r} is not in the local store {minari_root}" in message
+    assert "the download failed" in message and "Name or service not known" in message
+    assert f"`minari download {missing}`" in message and "qipo-zoo collect" in message
+    assert not (minari_root / "mujoco").exists()
 
 
 def test_hanging_network_probe_is_bounded(monkeypatch):

@@ -73,3 +73,27 @@ def trained_run(tmp_path_factory) -> Path:
     logs = tmp_path_factory.mktemp("shared_logs")
     invoke(*train_args("hopper-medium-mini", logs))
     return logs / "flow" / "hopper-medium-mini_1"
+
+
+def bar_container(axes):
+    """The bars of a plot's ``axes`` (one ``bar`` call), each with its error bar in ``.errorbar``."""
+    from matplotlib.container import BarContainer
+
+    (bars,) = [container for container in axes.containers if isinstance(container, BarContainer)]
+    return bars
+
+
+@pytest.fixture
+def saved_figures(monkeypatch) -> list:
+    """The matplotlib figures the test writes to files, in order, to read what they show."""
+    from matplotlib.figure import Figure
+
+    figures = []
+    savefig = Figure.savefig
+
+    def recording_savefig(figure, *args, **kwargs):
+        figures.append(figure)
+        return savefig(figure, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", recording_savefig)
+    return figures

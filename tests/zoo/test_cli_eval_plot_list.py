@@ -15,7 +15,7 @@ from qipo_agents.zoo.plot import load_curve
 from qipo_agents.zoo.sources import BUILTIN_DIR
 
 from ..conftest import DATASET_ID
-from .conftest import invoke, train_args
+from .conftest import bar_container, invoke, train_args
 
 
 def test_eval_a_run_folder_and_a_model_file(trained_run):
@@ -119,21 +119,54 @@ def test_eval_errors_are_clear(trained_run, tmp_path):
     assert "not a qipo_agents save file" in result.output and "Traceback" not in result.output
 
 
-def test_plot_learning_curves_and_final_scores(trained_run, tmp_path):
+def test_plot_draws_each_runs_evaluations_and_final_score(trained_run, tmp_path, saved_figures):
     out = tmp_path / "curves.png"
     result = invoke("plot", trained_run, trained_run, "--out", out)
-    assert f"wrote {out}" in result.output
-    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
-    # a run with only progress.csv (no evaluations.jsonl / final_eval.json) still plots
+    assert f"wrote {out}" in result.output and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    (figure,) = saved_figures
+    curves_axes, finals_axes = figure.axes
+    curve = load_curve(trained_run)
+    final = json.loads((trained_run / "final_eval.json").read_text())
+    assert curve.normalized and curve.steps == [50, 100]
+    # left: one learning curve per run, in the D4RL-normalised unit of the task
+    assert curves_axes.get_title() == "evaluations during training"
+    assert (curves_axes.get_xlabel(), curves_axes.get_ylabel()) == ("gradient steps", "D4RL-normalised score")
+    lines = curves_axes.get_lines()
+    assert [line.get_label() for line in lines] == [curve.label, curve.label] == ["flow/hopper-medium-mini_1"] * 2
+    for line in lines:
+        assert list(line.get_xdata()) == curve.steps
+        np.testing.assert_allclose(line.get_ydata(), curve.values)
+    # right: one bar per run, its final evaluation, with the std over episodes as error bar
+    assert finals_axes.get_title() == "final evaluation (mean ± std over episodes)"
+    assert finals_axes.get_ylabel() == "D4RL-normalised score"
+    assert [label.get_text() for label in finals_axes.get_xticklabels()] == [curve.label] * 2
+    bars = bar_container(finals_axes)
+    np.testing.assert_allclose([bar.get_height() for bar in bars], [final["normalized_mean"]] * 2)
+    error_bars = bars.errorbar.lines[2][0].get_segments()
+    np.testing.assert_allclose([bar[1, 1] - bar[0, 1] for bar in error_bars], [2 * final["normalized_std"]] * 2)
+
+
+def test_plot_of_a_run_with_only_progress_csv_shows_its_last_evaluation_as_final(trained_run, tmp_path, saved_figures):
     partial = tmp_path / "partial_1"
     partial.mkdir()
     (partial / "progress.csv").write_text((trained_run / "progress.csv").read_text())
     invoke("plot", partial, "--out", tmp_path / "partial.png")
     curve = load_curve(partial)
     assert curve.normalized and curve.steps == [50, 100] and curve.final is None
+    np.testing.assert_allclose(curve.values, load_curve(trained_run).values, rtol=1e-6)
+    (figure,) = saved_figures
+    curves_axes, finals_axes = figure.axes
+    (line,) = curves_axes.get_lines()
+    assert line.get_label() == f"{tmp_path.name}/partial_1" and list(line.get_xdata()) == [50, 100]
+    np.testing.assert_allclose(line.get_ydata(), curve.values)
+    assert [bar.get_height() for bar in bar_container(finals_axes)] == [curve.values[-1]]
+
+
+def test_plot_of_a_run_without_evaluations_is_a_clear_error(tmp_path, saved_figures):
     empty = tmp_path / "empty_1"
     empty.mkdir()
     assert "has no evaluations yet" in invoke("plot", empty, "--out", tmp_path / "e.png", expect=1).output
+    assert saved_figures == [] and not (tmp_path / "e.png").exists()
 
 
 def _row(output: str, task: str) -> str:

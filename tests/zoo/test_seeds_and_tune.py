@@ -18,10 +18,11 @@ import pytest
 import torch
 
 from qipo_agents.qipo.algorithm import QIPO
+from qipo_agents.zoo.plot import load_curve
 from qipo_agents.zoo.seeds import train_seeds
 from qipo_agents.zoo.tune import load_study, open_storage
 
-from .conftest import TINY, invoke, train_args
+from .conftest import TINY, bar_container, invoke, train_args
 
 SPACE = (
     "beta: {type: float, low: 0.5, high: 5.0, log: true}\n"
@@ -58,7 +59,7 @@ def tune_args(config: Path, storage: str, study: str, space: Path, logs: Path, *
     ]
 
 
-def test_seeds_write_one_run_each_a_summary_and_an_aggregate_plot(tiny_task_file, tmp_path):
+def test_seeds_write_one_run_each_a_summary_and_an_aggregate_plot(tiny_task_file, tmp_path, saved_figures):
     logs = tmp_path / "logs"
     result = invoke(*train_args("tiny-hopper", logs, "--config", tiny_task_file, "--seeds", "3", "5", "--n-jobs", "2"))
     summary_path = logs / "flow" / "tiny-hopper_seeds_1.json"
@@ -77,9 +78,28 @@ def test_seeds_write_one_run_each_a_summary_and_an_aggregate_plot(tiny_task_file
     assert aggregate["n_seeds"] == 2 and aggregate["mean"] == pytest.approx(np.mean(scores))
     assert aggregate["ci95"][0] <= aggregate["mean"] <= aggregate["ci95"][1]
 
-    out = tmp_path / "seeds.png"
-    result = invoke("plot", "--aggregate", *runs.values(), "--out", out)
-    assert out.stat().st_size > 10_000
+    invoke("plot", "--aggregate", *runs.values(), "--out", tmp_path / "seeds.png")
+    (figure,) = saved_figures
+    curves_axes, finals_axes = figure.axes
+    label = "flow/tiny-hopper (2 runs)"
+    # left: the seeds' mean learning curve inside its confidence band
+    curves = [load_curve(run_dir) for run_dir in runs.values()]
+    assert curves[0].steps == curves[1].steps == [50, 100]
+    (line,) = curves_axes.get_lines()
+    assert line.get_label() == label and list(line.get_xdata()) == [50, 100]
+    mean_curve = np.mean([curve.values for curve in curves], axis=0)
+    np.testing.assert_allclose(line.get_ydata(), mean_curve)
+    (band,) = curves_axes.collections
+    low, high = band.get_paths()[0].vertices[:, 1].min(), band.get_paths()[0].vertices[:, 1].max()
+    assert low <= mean_curve.min() and mean_curve.max() <= high
+    # right: one bar, the mean final score over seeds with its 95% interval, and the IQM marked
+    assert [text.get_text() for text in finals_axes.get_xticklabels()] == [label]
+    bars = bar_container(finals_axes)
+    assert [bar.get_height() for bar in bars] == [pytest.approx(aggregate["mean"])]
+    (error_bar,) = bars.errorbar.lines[2][0].get_segments()
+    np.testing.assert_allclose(error_bar[:, 1], aggregate["ci95"])
+    iqm = next(collection for collection in finals_axes.collections if collection.get_label() == "IQM")
+    assert iqm.get_offsets()[0][1] == pytest.approx(aggregate["iqm"])
 
     result = invoke(
         *train_args("tiny-hopper", logs, "--config", tiny_task_file, "--seeds", "1", "--seed", "2"), expect=2
