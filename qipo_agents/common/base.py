@@ -129,12 +129,6 @@ class OfflineAlgorithm(ABC):
     def _hyperparameters(self) -> dict[str, Any]:
         """Constructor keyword arguments that rebuild this agent (JSON-serialisable)."""
 
-    @classmethod
-    def _upgrade_hyperparameters(cls, hyperparameters: dict[str, Any], format_version: int) -> dict[str, Any]:
-        """The saved hyperparameters of a file written in an older save format, as this version
-        reads them (agents override this where a default changed between formats)."""
-        return hyperparameters
-
     @abstractmethod
     def _state(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """``(json_state, tensor_state)``: what a save holds besides hyperparameters and spaces."""
@@ -454,7 +448,6 @@ class OfflineAlgorithm(ABC):
         saved_hyperparameters = data.get("hyperparameters")
         if not isinstance(saved_hyperparameters, dict):
             raise SaveFileError(f"{path} is corrupt or incomplete: it holds no hyperparameters")
-        saved_hyperparameters = agent_class._upgrade_hyperparameters(saved_hyperparameters, data["format_version"])
         custom_objects = dict(custom_objects or {})
         replaceable = set(saved_hyperparameters) | {"observation_space", "action_space"}
         unknown = sorted(set(custom_objects) - replaceable)

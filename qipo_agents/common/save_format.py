@@ -8,11 +8,8 @@ Layout (format version 3)::
     optimizers.pth   {name: optimiser state dict}
     _version.txt     the qipo_agents version that wrote the file
 
-Format 2 stores the critic ensemble with stacked weights (``critic.layers.<l>.weight``
-``(n_critics, in, out)``); format 1 stored one MLP per member (``critic.q1.0.weight`` ...). Format 1
-files still load: the ensemble stacks their weights, and the critic optimiser's moments, on load.
-Format 3 changed the one-step policy's default architecture (``policy_kwargs["one_step_architecture"]``,
-``"field"``); files of formats 1 and 2 hold the ``"mlp"`` one and load as such.
+A file of another format version is refused with an error that names its format and the
+qipo_agents version that wrote it: formats before 3 were never released, so nothing migrates them.
 
 Files are written atomically (a temporary file in the same folder, then ``os.replace``), so an
 interrupted save never leaves a truncated zip behind. Tensors are loaded with
@@ -147,7 +144,13 @@ def _read_data(path: Any, archive: zipfile.ZipFile) -> dict[str, Any]:
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise SaveFileError(
             f"{path} was written in save format {version!r} by qipo_agents {data.get('qipo_agents_version')}, "
-            f"but this qipo_agents reads format <= {FORMAT_VERSION}; upgrade qipo_agents to load it"
+            f"but this qipo_agents reads format {FORMAT_VERSION}; upgrade qipo_agents to load it"
+        )
+    if version < FORMAT_VERSION:
+        raise SaveFileError(
+            f"{path} was written in save format {version} by qipo_agents {data.get('qipo_agents_version')}, "
+            f"a development version; this qipo_agents reads format {FORMAT_VERSION} only. Load it with the "
+            "version that wrote it, or train the agent again"
         )
     return data
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from torch import nn
@@ -119,79 +118,6 @@ class QEnsemble(nn.Module):
     def min_q(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """``min_k Q_k(obs, action)``: ``(batch,)``."""
         return self(obs, action).min(dim=0).values
-
-    @staticmethod
-    def holds_member_layout(state_dict: dict[str, Any], prefix: str = "") -> bool:
-        """Whether ``state_dict`` stores the ensemble under ``prefix`` as one MLP per member (``q1.0.weight``...).
-
-        Args:
-            state_dict: a module's state dict.
-            prefix: the ensemble's key prefix in it (``"critic."`` in a policy's state dict).
-        """
-        return f"{prefix}q1.0.weight" in state_dict
-
-    @staticmethod
-    def _member_key(prefix: str, member: int, layer: int, name: str) -> str:
-        # the per-member MLP was an nn.Sequential of Linear, ReLU, ..., Linear: layer l sat at index 2 l
-        return f"{prefix}q{member + 1}.{2 * layer}.{name}"
-
-    def _load_from_state_dict(self, state_dict, prefix, *args):
-        # a complete per-member state dict is stacked into this layout first; any other mismatch
-        # is left for load_state_dict to report (missing and unexpected keys)
-        keys = {
-            (member, layer, name): self._member_key(prefix, member, layer, name)
-            for member in range(self.n_critics)
-            for layer in range(len(self.layers))
-            for name in ("weight", "bias")
-        }
-        if all(key in state_dict for key in keys.values()):
-            for layer in range(len(self.layers)):
-                weights = [state_dict.pop(keys[member, layer, "weight"]).T for member in range(self.n_critics)]
-                biases = [state_dict.pop(keys[member, layer, "bias"]) for member in range(self.n_critics)]
-                state_dict[f"{prefix}layers.{layer}.weight"] = torch.stack(weights)
-                state_dict[f"{prefix}layers.{layer}.bias"] = torch.stack(biases).unsqueeze(1)
-        super()._load_from_state_dict(state_dict, prefix, *args)
-
-    def stack_member_optimizer_state(self, state: dict[str, Any]) -> dict[str, Any]:
-        """An optimiser state dict saved with the per-member layout, rewritten for the stacked one.
-
-        The optimiser has one parameter group, led by the ensemble's parameters, as the critic
-        optimiser is: member 1's ``weight, bias`` of each layer, then member 2's...; whatever
-        follows (the value network) keeps its order. Per-parameter tensors (Adam's moments) are
-        stacked like the weights; the rest (Adam's ``step``, equal for every member) is member 1's.
-
-        Args:
-            state: ``optimizer.state_dict()`` of the per-member layout.
-
-        Raises:
-            ValueError: some members have optimiser state and others none.
-        """
-        per_member = 2 * len(self.layers)
-        (group,) = state["param_groups"]
-        saved = [state["state"].get(saved_id) for saved_id in group["params"]]
-        members = [saved[m * per_member : (m + 1) * per_member] for m in range(self.n_critics)]
-        entries: list[dict[str, Any] | None] = []
-        for index in range(per_member):
-            found = [member_entries[index] for member_entries in members]
-            if all(entry is None for entry in found):
-                entries.append(None)
-                continue
-            if any(entry is None for entry in found):
-                raise ValueError("the saved critic optimiser has state for some ensemble members but not others")
-            is_weight = index % 2 == 0
-            stacked = {}
-            for key, value in found[0].items():
-                if torch.is_tensor(value) and value.ndim == (2 if is_weight else 1):
-                    values = [entry[key] for entry in found]
-                    stacked[key] = torch.stack([v.T for v in values]) if is_weight else torch.stack(values).unsqueeze(1)
-                else:
-                    stacked[key] = value
-            entries.append(stacked)
-        entries += saved[self.n_critics * per_member :]
-        return {
-            "state": {index: entry for index, entry in enumerate(entries) if entry is not None},
-            "param_groups": [{**group, "params": list(range(len(entries)))}],
-        }
 
 
 class ValueNetwork(nn.Module):

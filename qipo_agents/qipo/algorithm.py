@@ -21,7 +21,6 @@ from qipo_agents.common.precision import check_precision
 from qipo_agents.data.device_buffer import DeviceBuffer
 from qipo_agents.data.scalers import ObservationNormalizer, RewardScaler
 from qipo_agents.generative.paths import ProbabilityPath, make_path
-from qipo_agents.networks.critics import QEnsemble
 from qipo_agents.qipo.behavior import BehaviorWarmup
 from qipo_agents.qipo.critic import ExpectileQLearning, InSupportSoftmaxQLearning
 from qipo_agents.qipo.distillation import OneStepDistillation
@@ -559,14 +558,6 @@ class QIPO(OfflineAlgorithm):
             agent.schedule = dataclasses.replace(agent.schedule, **ahead)
         return agent
 
-    @classmethod
-    def _upgrade_hyperparameters(cls, hyperparameters: dict[str, Any], format_version: int) -> dict[str, Any]:
-        if format_version >= 3 or not hyperparameters.get("distill_steps"):
-            return hyperparameters
-        # formats 1 and 2 distilled into an MLP only; format 3 made the field copy the default
-        policy_kwargs = {"one_step_architecture": "mlp", **(hyperparameters.get("policy_kwargs") or {})}
-        return {**hyperparameters, "policy_kwargs": policy_kwargs}
-
     def _state(self) -> tuple[dict[str, Any], dict[str, Any]]:
         json_state = {
             "observation_normalizer": self.observation_normalizer.state_dict(),
@@ -596,10 +587,6 @@ class QIPO(OfflineAlgorithm):
     def _load_parameters(self, params: dict[str, dict]) -> None:
         params = dict(params)
         if "policy" in params:
-            if QEnsemble.holds_member_layout(params["policy"], "critic.") and "policy.critic_optimizer" in params:
-                # save format 1 (one MLP per critic): its Adam moments are stacked like its weights
-                optimizer_state = params["policy.critic_optimizer"]
-                params["policy.critic_optimizer"] = self.policy.critic.stack_member_optimizer_state(optimizer_state)
             state = params["policy"]
             if self.policy.one_step is not None and not any(key.startswith("one_step.") for key in state):
                 # trained without distillation, loaded with distill_steps > 0: the one-step policy starts fresh

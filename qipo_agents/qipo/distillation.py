@@ -50,11 +50,15 @@ class DistillationLoss:
     """``distill_loss``: squared error to the teacher's actions; ``distill_relative_error``: the same
     as a fraction of the teacher's action variance; ``extraction_q_gain``: mean
     ``Q(s, g(s, z)) - Q(s, teacher(s, z))`` over the minibatch in units of its mean ``|Q|`` (how far
-    the student has climbed the critic above the policy it copies; about 0 for a plain copy)."""
+    the student has climbed the critic above the policy it copies; about 0 for a plain copy);
+    ``extraction_critic_spread``: how much more the ensemble's Q-networks disagree at the student's
+    actions than at the teacher's, the ratio of their mean ``max_k Q_k - min_k Q_k`` (1 for a plain
+    copy; above 1 where the student leaves the data the critics agree on)."""
 
     distill_loss: torch.Tensor
     distill_relative_error: torch.Tensor
     extraction_q_gain: torch.Tensor
+    extraction_critic_spread: torch.Tensor
 
 
 class OneStepDistillation:
@@ -124,15 +128,18 @@ class OneStepDistillation:
         with training_autocast(self.precision, target.device):
             actions = self.policy.one_step(observations, noise)
             copy_loss = F.mse_loss(actions, target)
-            q = self.policy.critic.min_q(observations, clip_actions(actions, self.action_low, self.action_high))
-        q, q_scale = q.float(), q.detach().abs().mean().clamp_min(1e-6)
+            qs = self.policy.critic(observations, clip_actions(actions, self.action_low, self.action_high)).float()
+        q = qs.min(dim=0).values  # (batch,), the ensemble's minimum as every use of Q takes it
+        q_scale = q.detach().abs().mean().clamp_min(1e-6)
         if self.extraction_alpha is None:
             loss = copy_loss
         else:
             loss = self.extraction_alpha * copy_loss - q.mean() / q_scale
         self.policy.update_one_step(loss)
         with torch.no_grad():
-            teacher_q = self.policy.critic.min_q(observations, target)
-        relative_error = copy_loss.detach() / target.var(dim=0).mean().clamp_min(1e-12)
-        q_gain = (q.detach() - teacher_q).mean() / q_scale
-        return DistillationLoss(copy_loss.detach(), relative_error, q_gain)
+            teacher_qs = self.policy.critic(observations, target)
+            relative_error = copy_loss.detach() / target.var(dim=0).mean().clamp_min(1e-12)
+            q_gain = (q.detach() - teacher_qs.min(dim=0).values).mean() / q_scale
+            spread = (qs.max(dim=0).values - q).detach().mean()
+            teacher_spread = (teacher_qs.max(dim=0).values - teacher_qs.min(dim=0).values).mean()
+        return DistillationLoss(copy_loss.detach(), relative_error, q_gain, spread / teacher_spread.clamp_min(1e-12))

@@ -3,20 +3,17 @@ with the same action distribution, survives save/load, and exports."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
 
 from qipo_agents import QIPOFlow
-from qipo_agents.networks.one_step import OneStepActor, OneStepField
+from qipo_agents.networks.one_step import OneStepField
 from qipo_agents.qipo.algorithm import QIPO
 
 from .conftest import TINY, bandit_reward, make_bandit, tilted_positive_mass
 from .test_bandit import BANDIT_CONFIG, BETA
 from .test_export import _run
-from .test_save_load import rewrite_member
 
 BANDIT_CONFIG_NFE = 2 * 3  # the flow's default sampler: 3 midpoint steps, 2 evaluations each
 
@@ -97,28 +94,6 @@ def test_field_student_starts_as_the_teachers_one_euler_step(distilled):
     with torch.no_grad():
         euler = distilled.path.sample(lambda x, t: teacher(x, t, condition=states), noise, n_steps=1, solver="euler")
         torch.testing.assert_close(student(states, noise), euler)
-
-
-def test_a_save_of_format_2_keeps_its_mlp_one_step_policy(bandit_data, tmp_path):
-    """Files written before the field student was the default hold an MLP student; they load as
-    such and act as they did."""
-    mlp = {**TINY, "policy_kwargs": {**TINY["policy_kwargs"], "one_step_architecture": "mlp"}, "distill_steps": 30}
-    agent = QIPOFlow("MlpPolicy", bandit_data, reward_scaling="none", **mlp).learn()
-    assert isinstance(agent.policy.one_step, OneStepActor)
-    path = agent.save(tmp_path / "agent")
-
-    def as_format_2(raw):
-        data = json.loads(raw)
-        del data["hyperparameters"]["policy_kwargs"]["one_step_architecture"]
-        return json.dumps({**data, "format_version": 2})
-
-    rewrite_member(path, "data.json", as_format_2)
-    loaded = QIPOFlow.load(path, device="cpu")
-    assert isinstance(loaded.policy.one_step, OneStepActor) and loaded.acts_in_one_step
-    states = np.linspace(-1, 1, 16, dtype=np.float32)[:, None]
-    np.testing.assert_array_equal(
-        loaded.predict(states, deterministic=True)[0], agent.predict(states, deterministic=True)[0]
-    )
 
 
 def test_unknown_one_step_architecture_is_a_clear_error(bandit_data):

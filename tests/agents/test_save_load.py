@@ -102,6 +102,18 @@ def test_newer_format_is_a_clear_error(tiny_agent, tmp_path):
         QIPOFlow.load(path)
 
 
+def test_an_older_development_format_is_refused_with_its_format_and_writer(tiny_agent, tmp_path):
+    path = tiny_agent.save(tmp_path / "agent")
+
+    def older(raw):
+        data = json.loads(raw)
+        return json.dumps({**data, "format_version": 1, "qipo_agents_version": "0.1.0.dev3"})
+
+    rewrite_member(path, "data.json", older)
+    with pytest.raises(SaveFileError, match="save format 1 by qipo_agents 0.1.0.dev3.*reads format 3 only"):
+        QIPOFlow.load(path)
+
+
 def test_hyperparameter_unknown_to_this_version_is_a_clear_error(tiny_agent, tmp_path):
     """A save from a version with a hyperparameter this one lacks names it, instead of "corrupt"."""
     path = tiny_agent.save(tmp_path / "agent")
@@ -213,70 +225,6 @@ def test_resume_from_any_checkpoint_equals_the_uninterrupted_run(
     resumed = agent_class.load(first.save(tmp_path / "checkpoint"), device="cpu", dataset=bandit_data)
     resumed.learn(reset_num_timesteps=False)
     assert resumed.num_timesteps == uninterrupted.num_timesteps
-    for (name, a), (_, b) in zip(uninterrupted.policy.state_dict().items(), resumed.policy.state_dict().items()):
-        torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=name)
-
-
-def as_format_1(path, n_layers: int, n_critics: int = 2) -> None:
-    """Rewrite the save at ``path`` as save format 1 wrote it: each critic an MLP of ``nn.Linear``
-    layers (``critic.q1.0.weight (out, in)``, ...), and the critic optimiser's state per member."""
-
-    def load(raw):
-        return torch.load(io.BytesIO(raw), weights_only=True)
-
-    def dump(obj):
-        buffer = io.BytesIO()
-        torch.save(obj, buffer)
-        return buffer.getvalue()
-
-    def per_member_policy(raw):
-        state = load(raw)
-        for prefix in ("critic.", "critic_target."):
-            for layer in range(n_layers):
-                weight, bias = state.pop(f"{prefix}layers.{layer}.weight"), state.pop(f"{prefix}layers.{layer}.bias")
-                for member in range(n_critics):
-                    state[f"{prefix}q{member + 1}.{2 * layer}.weight"] = weight[member].T.contiguous()
-                    state[f"{prefix}q{member + 1}.{2 * layer}.bias"] = bias[member, 0].clone()
-        return dump(state)
-
-    def per_member_optimizer(raw):
-        saved = load(raw)
-        per_member, (group,) = 2 * n_layers, saved["param_groups"]
-        n_value = len(group["params"]) - per_member
-        state = {}
-        for index in range(per_member):
-            if index not in saved["state"]:
-                continue
-            for member in range(n_critics):
-                state[member * per_member + index] = {
-                    key: value if value.ndim == 0 else (value[member].T if index % 2 == 0 else value[member, 0]).clone()
-                    for key, value in saved["state"][index].items()
-                }
-        for index in range(n_value):
-            if per_member + index in saved["state"]:
-                state[n_critics * per_member + index] = saved["state"][per_member + index]
-        return dump(
-            {"state": state, "param_groups": [{**group, "params": list(range(n_critics * per_member + n_value))}]}
-        )
-
-    rewrite_member(path, "policy.pth", per_member_policy)
-    rewrite_member(path, "policy.critic_optimizer.pth", per_member_optimizer)
-    rewrite_member(path, "data.json", lambda raw: json.dumps({**json.loads(raw), "format_version": 1}))
-
-
-def test_format_1_save_with_one_mlp_per_critic_resumes_like_the_uninterrupted_run(agent_class, bandit_data, tmp_path):
-    kwargs = dict(TINY, reward_scaling="none", critic_type="expectile")  # V shares the critic optimiser
-    uninterrupted = agent_class("MlpPolicy", bandit_data, **kwargs).learn()
-    first = agent_class("MlpPolicy", bandit_data, **kwargs)
-    first.learn(callback=_stop_at(80))  # mid-critic: the critic optimiser has moments
-    path = first.save(tmp_path / "checkpoint")
-    as_format_1(path, n_layers=len(TINY["policy_kwargs"]["critic_hidden_dims"]) + 1)
-    with zipfile.ZipFile(path) as archive:
-        assert "critic.q2.2.weight" in torch.load(io.BytesIO(archive.read("policy.pth")), weights_only=True)
-    resumed = agent_class.load(path, device="cpu", dataset=bandit_data)
-    for (name, a), (_, b) in zip(first.policy.state_dict().items(), resumed.policy.state_dict().items(), strict=True):
-        assert torch.equal(a, b), name
-    resumed.learn(reset_num_timesteps=False)
     for (name, a), (_, b) in zip(uninterrupted.policy.state_dict().items(), resumed.policy.state_dict().items()):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=name)
 

@@ -1,0 +1,124 @@
+"""Does a trained critic rank actions the way the data's returns do? A diagnosis of one saved agent.
+
+For a saved agent (best: its checkpoint at the end of the critic phase) and the datasets it trained
+on, taken one at a time (medium and expert of a medium-expert task apart), on ``--states`` random
+states of each dataset:
+
+* **Q against the return**: the Spearman correlation of ``Q(s, a)`` with the discounted return-to-go
+  of the dataset action (the agent's ``gamma``, rewards scaled as the critic saw them; a
+  time-limit truncation cuts the sum, so the last ``--horizon-margin`` steps of each truncated
+  episode are left out) and the mean of ``Q - G``: a critic that over-values one dataset's actions
+  shows a larger bias there.
+* **Q against saturation**: the behaviour model's ``--candidates`` sampled actions per state, scored
+  by the critic: the share of each action's components at the bounds (``|a| >= 0.99``) of the
+  critic's best candidate against an average candidate's and the data's, and the rank of the
+  dataset action among the candidates (0 = below every candidate, 1 = above all).
+
+Example::
+
+    MINARI_DATASETS_PATH=~/qipo-datasets python benchmarks/critic_diagnosis.py \\
+        --agent logs/flow/local-halfcheetah-medium-expert_1/checkpoints/qipo_130000_steps.zip \\
+        --datasets local/halfcheetah/medium-v0 local/halfcheetah/expert-v0 --out diagnosis.json
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import bench_utils as bu
+import numpy as np
+import torch
+
+from qipo_agents.data.buffer import OfflineBuffer
+from qipo_agents.qipo.algorithm import QIPO
+from qipo_agents.qipo.support import clip_actions, sample_support_actions
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=bu.HelpFormatter)
+    parser.add_argument("--agent", required=True, help="a saved QIPOFlow or QIPODiffusion agent (.zip)")
+    parser.add_argument("--datasets", nargs="+", required=True, help="Minari ids, each diagnosed on its own")
+    parser.add_argument("--states", type=int, default=2000, help="random states per dataset")
+    parser.add_argument("--candidates", type=int, default=16, help="behaviour samples per state")
+    parser.add_argument("--horizon-margin", type=int, default=500, help="steps left out before a truncation")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", help="write the results as JSON")
+    return parser.parse_args(argv)
+
+
+def discounted_returns(buffer: OfflineBuffer, rewards: np.ndarray, gamma: float) -> np.ndarray:
+    """Return-to-go ``G_t = sum_k gamma^k r_{t+k}`` within each episode, ``(N,)``."""
+    returns = np.zeros(len(buffer), dtype=np.float64)
+    running = 0.0
+    for t in range(len(buffer) - 1, -1, -1):
+        if t == len(buffer) - 1 or buffer.episode_ids[t + 1] != buffer.episode_ids[t]:
+            running = 0.0
+        running = rewards[t] + gamma * running
+        returns[t] = running
+    return returns
+
+
+def usable_rows(buffer: OfflineBuffer, margin: int) -> np.ndarray:
+    """Rows whose return-to-go is not cut short by a truncation within ``margin`` steps."""
+    keep = np.ones(len(buffer), dtype=bool)
+    ends = np.flatnonzero(np.r_[buffer.episode_ids[1:] != buffer.episode_ids[:-1], True])
+    for end in ends[buffer.truncations[ends]]:
+        start = end
+        while start > 0 and buffer.episode_ids[start - 1] == buffer.episode_ids[end]:
+            start -= 1
+        keep[max(start, end - margin + 1) : end + 1] = False
+    return keep
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    rx, ry = np.argsort(np.argsort(x)), np.argsort(np.argsort(y))
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+@torch.no_grad()
+def diagnose(agent: QIPO, buffer: OfflineBuffer, args: argparse.Namespace) -> dict[str, float]:
+    rng = np.random.default_rng(args.seed)
+    rewards = agent.reward_scaler.transform(buffer.rewards.astype(np.float32))
+    returns = discounted_returns(buffer, rewards, agent.gamma)
+    rows = rng.choice(np.flatnonzero(usable_rows(buffer, args.horizon_margin)), args.states, replace=False)
+    obs = torch.as_tensor(agent.observation_normalizer.transform(buffer.observations[rows]), device=agent.device)
+    data_actions = torch.as_tensor(buffer.actions[rows], device=agent.device)
+    q_data = agent.policy.critic.min_q(obs, data_actions).cpu().numpy()
+    generator = torch.Generator(device=agent.device).manual_seed(args.seed)
+    candidates = sample_support_actions(
+        agent.policy.actor_ema, agent.sampler, obs, args.candidates, generator, guidance=0.0
+    )
+    candidates = clip_actions(candidates, agent.action_low, agent.action_high)  # (n, K, A)
+    n, k, a = candidates.shape
+    q_candidates = agent.policy.critic.min_q(obs.repeat_interleave(k, dim=0), candidates.reshape(n * k, a)).view(n, k)
+    saturation = (candidates.abs() >= 0.99).float().mean(dim=-1)  # (n, K)
+    best = q_candidates.argmax(dim=1)
+    rank_of_data = (q_candidates < torch.as_tensor(q_data, device=agent.device)[:, None]).float().mean(dim=1)
+    return {
+        "q_return_spearman": spearman(q_data, returns[rows]),
+        "q_minus_return_mean": float(np.mean(q_data - returns[rows])),
+        "return_mean": float(np.mean(returns[rows])),
+        "saturation_data": float((np.abs(buffer.actions[rows]) >= 0.99).mean()),
+        "saturation_candidates": float(saturation.mean()),
+        "saturation_best_by_q": float(saturation[torch.arange(n), best].mean()),
+        "q_saturation_spearman_within_state": float(
+            np.nanmean([spearman(q, s) for q, s in zip(q_candidates.cpu().numpy(), saturation.cpu().numpy())])
+        ),
+        "data_action_rank_among_candidates": float(rank_of_data.mean()),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    bu.set_threads(args.threads)
+    agent = QIPO.load(args.agent, device="cpu")
+    results = {dataset: diagnose(agent, bu.load_buffer([dataset]), args) for dataset in args.datasets}
+    headers = ["dataset", *next(iter(results.values()))]
+    print(bu.markdown_table(headers, [[name, *(bu.fmt(v, 3) for v in r.values())] for name, r in results.items()]))
+    if args.out:
+        bu.write_json(args.out, {"agent": args.agent, "args": vars(args), "results": results, **bu.environment_info()})
+
+
+if __name__ == "__main__":
+    main()
