@@ -83,9 +83,7 @@ class QEnsemble(nn.Module):
     The members' weights are stacked: layer ``l`` is an :class:`EnsembleLinear` holding every
     member's weight, so a forward pass is one batched matmul per layer instead of one matmul per
     layer and member. Each member starts from the weights that its own ``nn.Linear`` MLP would
-    draw from the same random state (members one after another, each layer by layer), and a
-    state dict of that per-member layout (keys ``q1.0.weight, q1.0.bias, q1.2.weight ... q2...``,
-    saved by earlier versions) loads: it is stacked on load.
+    draw from the same random state (members one after another, each layer by layer).
 
     Args:
         obs_dim: observation size.
