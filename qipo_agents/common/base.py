@@ -38,7 +38,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 from qipo_agents.common.callbacks import ProgressBarCallback
 from qipo_agents.common.device import get_device
 from qipo_agents.common.evaluation import check_env_spaces
-from qipo_agents.common.interrupts import defer_interrupts
+from qipo_agents.common.interrupts import DeferredInterrupts, defer_interrupts
 from qipo_agents.common.save_format import read_save_file, write_save_file
 from qipo_agents.data.buffer import OfflineBuffer
 from qipo_agents.data.sources import make_buffer
@@ -102,6 +102,7 @@ class OfflineAlgorithm(ABC):
         self._learn_start = (time.perf_counter(), 0)
         self._loss_sums: dict[str, float] = defaultdict(float)
         self._loss_counts: dict[str, int] = defaultdict(int)
+        self._interrupts: DeferredInterrupts | None = None  # while learn() runs
         self.set_random_seed(seed)
         if dataset is not None:
             self.buffer = make_buffer(dataset)
@@ -255,9 +256,10 @@ class OfflineAlgorithm(ABC):
         Raises:
             TrainingSignal: a ``KeyboardInterrupt`` for Ctrl-C (SIGINT) or SIGTERM received while
                 learning in the main thread. It is raised once the step in progress and its
-                callbacks are done, so that the agent saved then resumes exactly as the
-                uninterrupted run; a second Ctrl-C while waiting raises it at once, mid-step
-                (``at_step_boundary`` False). See :func:`~qipo_agents.common.interrupts.defer_interrupts`.
+                callbacks are done, or sooner where the step draws samples (a support renewal:
+                the step is then undone and redone on resume), so that the agent saved then
+                resumes exactly as the uninterrupted run; a second Ctrl-C while waiting raises it
+                at once, mid-step (``at_step_boundary`` False). See :func:`~qipo_agents.common.interrupts.defer_interrupts`.
                 A signal ignored when learn() starts stays ignored: a job a script started in the
                 background (``nohup python train.py &``) begins with SIGINT ignored, so SIGINT does
                 not stop it, while SIGTERM still does, between two steps as above.
@@ -274,21 +276,34 @@ class OfflineAlgorithm(ABC):
         callback = self._init_callback(callback, progress_bar)
         self._learn_start = (time.perf_counter(), self.num_timesteps)
         with defer_interrupts() as interrupts:
-            callback.on_training_start(locals(), globals())
-            while self.num_timesteps < total_timesteps:
-                # Ctrl-C or SIGTERM during the last step (or its callbacks) stops here, where the
-                # step is whole: a save of the agent now resumes exactly
-                interrupts.raise_pending()
-                losses = self._train_step()
-                self.num_timesteps += 1
-                self._accumulate(losses)
-                if log_interval and self.num_timesteps % log_interval == 0:
-                    self.dump_logs()
-                callback.update_locals(locals())
-                if not callback.on_step():
-                    break
-            callback.on_training_end()
+            self._interrupts = interrupts
+            try:
+                callback.on_training_start(locals(), globals())
+                while self.num_timesteps < total_timesteps:
+                    # Ctrl-C or SIGTERM during the last step (or its callbacks) stops here, where the
+                    # step is whole: a save of the agent now resumes exactly
+                    interrupts.raise_pending()
+                    losses = self._train_step()
+                    self.num_timesteps += 1
+                    self._accumulate(losses)
+                    if log_interval and self.num_timesteps % log_interval == 0:
+                        self.dump_logs()
+                    callback.update_locals(locals())
+                    if not callback.on_step():
+                        break
+                callback.on_training_end()
+            finally:
+                self._interrupts = None
         return self
+
+    def _raise_pending_interrupt(self) -> None:
+        """Raise the Ctrl-C or SIGTERM received during the current step, if any, as a
+        :class:`~qipo_agents.common.interrupts.TrainingSignal`, from inside the step: for work long
+        enough to be worth stopping part-way (between two chunks of a sampling loop), whose caller
+        undoes what the step changed so far as the signal passes, so the agent stops whole, as
+        between two steps. Does nothing outside :meth:`learn`."""
+        if self._interrupts is not None:
+            self._interrupts.raise_pending()
 
     def _setup_learn(self, total_timesteps: int | None, reset_num_timesteps: bool) -> int:
         """Returns the step count at which this ``learn`` call stops."""

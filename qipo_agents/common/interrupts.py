@@ -7,7 +7,11 @@ raised between two of these leaves an agent that no save can resume exactly, and
 saving anything. While :func:`defer_interrupts` is active, both signals are recorded instead of
 acted on, and :meth:`DeferredInterrupts.raise_pending` raises them, as a
 :class:`TrainingSignal` (a ``KeyboardInterrupt``), where the training loop calls it: between two
-whole steps. A second Ctrl-C while one is pending interrupts at once.
+whole steps. A step that draws samples for minutes (a support renewal) calls it too, between two
+sampling chunks, and undoes what it changed before the signal leaves it (its random generator
+rewound), so the training still stops whole, between the step before and the interrupted one, and
+a resumed run redoes the interrupted step as the uninterrupted run did. A second Ctrl-C while one
+is pending interrupts at once.
 
 A signal the process ignores stays ignored. A job that a script or another non-interactive shell
 starts in the background (``python train.py &``, ``nohup python train.py &``) begins with SIGINT
@@ -54,7 +58,8 @@ class DeferredInterrupts:
 
     def raise_pending(self) -> None:
         """Raise :class:`TrainingSignal` for the signal received since the last call, if any;
-        call it where the agent is whole (between two steps)."""
+        call it where the agent is whole (between two steps), or inside a step whose changes so far
+        are undone as the signal passes."""
         if self.received is not None:
             signum, self.received = self.received, None
             raise TrainingSignal(signum)

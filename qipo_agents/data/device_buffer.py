@@ -62,12 +62,15 @@ class DeviceBuffer:
         return torch.randint(len(self), (batch_size,), device=self.device, generator=generator)
 
     def sample(self, batch_size: int, generator: torch.Generator) -> TransitionBatch:
-        idx = self.sample_indices(batch_size, generator)
+        return self.gather(self.sample_indices(batch_size, generator))
+
+    def gather(self, indices: torch.Tensor) -> TransitionBatch:
+        """The transitions at rows ``indices (B,)``."""
         return TransitionBatch(
-            self.observations[idx],
-            self.actions[idx],
-            self.rewards[idx],
-            self.next_observations[idx],
-            self.not_terminated[idx],
-            idx,
+            self.observations[indices],
+            self.actions[indices],
+            self.rewards[indices],
+            self.next_observations[indices],
+            self.not_terminated[indices],
+            indices,
         )

@@ -8,6 +8,7 @@ its sampler.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import time
 from pathlib import Path
@@ -74,7 +75,11 @@ class QIPO(OfflineAlgorithm):
     ``learn(total_timesteps)`` splits ``total_timesteps`` across the phases in the proportions
     ``behavior_steps : critic_steps : policy_steps : distill_steps`` (the split is fixed at the first call and
     saved), and ``renew_interval`` is scaled with the refinement phase so the number of support
-    renewals stays the same; ``learn(total_timesteps=None)`` runs exactly the configured steps. A later
+    renewals stays the same while they stay ``1 / policy_tau`` steps apart (:attr:`scheduled_renew_interval`);
+    ``learn(total_timesteps=None)`` runs exactly the configured steps. In a run shorter than the
+    configured one, a support draw, a renewal's or the in-support critic's, samples for no more states
+    than the phase's minibatches can use (:attr:`support_states_per_renewal`,
+    :attr:`critic_support_transitions`), so it costs in proportion to its steps. A later
     ``learn(n)`` continues the schedule where training stopped (for example on a loaded agent),
     whatever ``reset_num_timesteps`` does to the logged counter ``num_timesteps``; steps past the
     end of the schedule keep refining (or distilling, with ``distill_steps > 0``). Saves hold the schedule position and the current phase's
@@ -95,8 +100,9 @@ class QIPO(OfflineAlgorithm):
             ESS / K); where ``softmax(beta Q)`` would concentrate more, that state's inverse
             temperature is lowered until it does not. It bounds how far one renewal can move the
             policy whatever the scale of Q, so a wrong critic does little harm (None: off, the paper).
-        n_support_states: states whose support is renewed each time (random subset; None = all).
-            Keeps renewal affordable on CPU for 10^5-10^6 states: sampling cost is
+        n_support_states: states whose support is renewed each time (random subset; None = all;
+            fewer in a run shorter than configured, :attr:`support_states_per_renewal`). Keeps
+            renewal affordable on CPU for 10^5-10^6 states: sampling cost is
             ``n_support_states * M * NFE`` network forwards per renewal.
         critic_type: ``"in_support_softmax"`` (QGPO, default) or ``"expectile"`` (IQL).
         alpha_q: softmax inverse temperature of the in-support value (None: ``beta``, as QGPO).
@@ -360,6 +366,8 @@ class QIPO(OfflineAlgorithm):
                 self.critic_tau,
                 self.critic_batch_size,
                 chunk_size=self.sampling_chunk_size,
+                n_support_transitions=self.critic_support_transitions,
+                check_interrupt=self._raise_pending_interrupt,
                 **bounds,
                 **common,
             )
@@ -385,11 +393,12 @@ class QIPO(OfflineAlgorithm):
             self.n_support_actions,
             self.include_dataset_action,
             self.scheduled_renew_interval,
-            self.n_support_states,
+            self.support_states_per_renewal,
             self.policy_batch_size,
             self.policy_tau,
             chunk_size=self.sampling_chunk_size,
             min_effective_support=self.min_effective_support,
+            check_interrupt=self._raise_pending_interrupt,
             **bounds,
             **common,
         )
@@ -418,13 +427,17 @@ class QIPO(OfflineAlgorithm):
     def _start_phase(self, name: str) -> None:
         if self.verbose:
             print(f"QIPO: starting the {name} phase at step {self._schedule_position}")
-        self._phase = self._make_phase(name)
-        self._phase_started = time.perf_counter()
-        saved, self._saved_phase = self._saved_phase, None
+        started = time.perf_counter()
+        phase = self._make_phase(name)
+        saved = self._saved_phase
         if saved is not None and saved[0] == name:
-            self._phase.load_state_dict(saved[1])  # resume mid-phase: no second support draw
+            phase.load_state_dict(saved[1])  # resume mid-phase: no second support draw
         else:
-            self._phase.start()
+            # a TrainingSignal between two of its sampling chunks leaves from here: the agent keeps
+            # the phase of the step before (the actor learning rate _make_phase set is harmless:
+            # every phase that trains the actor sets its own)
+            phase.start()
+        self._phase, self._saved_phase, self._phase_started = phase, None, started
 
     def _record_extra_logs(self) -> None:
         if self._phase is not None:
@@ -436,11 +449,61 @@ class QIPO(OfflineAlgorithm):
 
     @property
     def scheduled_renew_interval(self) -> int:
-        """``renew_interval`` scaled like the refinement phase, so ``learn(total_timesteps)`` keeps
-        the configured number of support renewals (``policy_steps / renew_interval``)."""
+        """Steps between support renewals: ``renew_interval`` scaled like the refinement phase, so
+        ``learn(total_timesteps)`` keeps the configured number of renewals (``policy_steps /
+        renew_interval``), but never scaled below ``1 / policy_tau`` steps (nor below
+        ``renew_interval``, where that is configured shorter): a short run renews fewer times.
+
+        The support is drawn from ``actor_ema``, which follows the trained actor with a lag of about
+        ``1 / policy_tau`` steps (200 at the default rate). A renewal sooner than that draws again
+        from mostly the policy that drew the previous support: it pays for the samples without
+        moving the target ``mu exp((l + 1) beta Q)`` on.
+        """
         if self.schedule is None or self.policy_steps == 0:
             return self.renew_interval
-        return max(1, round(self.renew_interval * self.schedule.policy_steps / self.policy_steps))
+        scaled = round(self.renew_interval * self.schedule.policy_steps / self.policy_steps)
+        closest = min(self.renew_interval, max(1, round(1 / self.policy_tau)))
+        return max(scaled, closest)
+
+    @property
+    def support_states_per_renewal(self) -> int | None:
+        """States whose support one renewal draws, a random subset of the dataset when fewer than it
+        holds (None: every state): ``n_support_states``, or, in a run shorter than configured, no more
+        than the minibatches can use before the next renewal.
+
+        Between two renewals the refinement trains on ``policy_batch_size`` (state, support action)
+        pairs per step for ``min(scheduled_renew_interval, refinement steps)`` steps, and a state
+        brings ``K`` pairs (``n_support_actions``, plus the dataset action), so a shortened run's
+        renewal draws for at most ``ceil(steps * policy_batch_size / K)`` states: its sampling costs
+        at most one solver run (NFE network evaluations) per pair a gradient step trains on, however
+        large the dataset, and the run samples in proportion to its steps (steps past the end of its
+        schedule keep the size). With the constructor's settings squeezed into ``learn(600)``, 37
+        refinement steps: 8915 states, where every state of the dataset would be drawn unbounded.
+
+        A run of the configured length (or longer) draws what it is configured to: its support size
+        was chosen for that length, and documented runs whose renewals draw more than their
+        minibatches use (on CPU, 10000 states every 250 steps, or 40000 every 1000) have seeded
+        results to reproduce.
+        """
+        if self.schedule is None or self.schedule.policy_steps >= self.policy_steps:
+            return self.n_support_states
+        # a renewal serves the steps up to the next one, or to the end of the shortened refinement
+        steps_served = max(1, min(self.scheduled_renew_interval, self.schedule.policy_steps))
+        group_size = self.n_support_actions + int(self.include_dataset_action)
+        usable = math.ceil(steps_served * self.policy_batch_size / group_size)
+        return usable if self.n_support_states is None else min(self.n_support_states, usable)
+
+    @property
+    def critic_support_transitions(self) -> int | None:
+        """Transitions whose next state the in-support critic draws ``n_support_actions`` actions
+        for, a random subset of the dataset when fewer than it holds (None: every transition, as a
+        run of the configured length draws). In a run shorter than configured: no more than its
+        minibatches can read over the phase, ``critic_steps x critic_batch_size``; they then come from
+        these transitions only, and the one-off draw costs in proportion to the phase's steps.
+        """
+        if self.schedule is None or self.schedule.critic_steps >= self.critic_steps:
+            return None
+        return self.schedule.critic_steps * self.critic_batch_size
 
     @property
     def acts_in_one_step(self) -> bool:
@@ -568,8 +631,13 @@ class QIPO(OfflineAlgorithm):
         return json_state, tensors
 
     def _training_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        json_state = {"schedule_position": self._schedule_position, "phase": self.current_phase}
-        return json_state, ({} if self._phase is None else {"phase": self._phase.state_dict()})
+        if self._phase is None and self._saved_phase is not None:
+            # loaded, and stopped before a step started its phase: save the loaded phase again
+            name, phase_state = self._saved_phase
+        else:
+            name, phase_state = self.current_phase, None if self._phase is None else self._phase.state_dict()
+        json_state = {"schedule_position": self._schedule_position, "phase": name}
+        return json_state, ({} if phase_state is None else {"phase": phase_state})
 
     def _load_training_state(self, json_state: dict[str, Any], tensor_state: dict[str, Any]) -> None:
         self._schedule_position = int(json_state.get("schedule_position", self.num_timesteps))

@@ -12,6 +12,7 @@ Two estimators, both with an ensemble of Q-networks (twin by default), soft targ
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -21,7 +22,7 @@ from qipo_agents.common.polyak import polyak_update
 from qipo_agents.common.precision import training_autocast
 from qipo_agents.data.device_buffer import DeviceBuffer, TransitionBatch
 from qipo_agents.qipo.policy import QIPOPolicy
-from qipo_agents.qipo.support import SamplerConfig, clip_actions, sample_support_actions
+from qipo_agents.qipo.support import SamplerConfig, clip_actions, rewind_on_interrupt, sample_support_actions
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,12 @@ class InSupportSoftmaxQLearning:
         chunk_size: (state, action) pairs per sampling call.
         precision: ``"fp32"``, or ``"bf16-mixed"`` for bfloat16 matrix products in the step
             (:mod:`qipo_agents.common.precision`); the support is drawn in float32.
+        n_support_transitions: transitions whose next state gets support actions, drawn at random;
+            the minibatches then come from these only. ``None`` (or at least the dataset's size):
+            every transition, and the minibatches come from the whole dataset.
+        check_interrupt: called between the sampling chunks of the support draw; the
+            :class:`~qipo_agents.common.interrupts.TrainingSignal` it raises stops the draw, which
+            then leaves the phase and ``generator`` as it found them.
     """
 
     name = "critic"
@@ -89,25 +96,47 @@ class InSupportSoftmaxQLearning:
         generator: torch.Generator,
         chunk_size: int = 16_384,
         precision: str = "fp32",
+        n_support_transitions: int | None = None,
+        check_interrupt: Callable[[], None] | None = None,
     ):
         self.policy, self.data, self.sampler = policy, data, sampler
-        self.precision = precision
+        self.precision, self.check_interrupt = precision, check_interrupt
         self.n_support_actions, self.alpha_q, self.gamma, self.tau = n_support_actions, alpha_q, gamma, tau
         self.batch_size, self.generator, self.chunk_size = batch_size, generator, chunk_size
         self.action_low, self.action_high = action_low, action_high
+        self.n_support_transitions = n_support_transitions
+        self.transitions: torch.Tensor | None = None
         self.next_support: torch.Tensor | None = None
 
     def start(self) -> None:
-        """Draw the M support actions of every next state from the behaviour model, once."""
-        self.next_support = self.sample_next_support(self.data.next_observations)
+        """Draw the M support actions of the next states from the behaviour model, once: the
+        ``transitions (n,)`` the minibatches will come from get ``next_support (n, M, action_dim)``.
+        Nothing changes until the draw is complete: a TrainingSignal between two sampling chunks
+        leaves the phase and the generator as they were."""
+        n = len(self.data)
+        with rewind_on_interrupt(self.generator):
+            if self.n_support_transitions is None or self.n_support_transitions >= n:
+                transitions = torch.arange(n, device=self.data.device)
+            else:
+                transitions = torch.randperm(n, device=self.data.device, generator=self.generator)
+                transitions = transitions[: self.n_support_transitions]
+            next_support = self.sample_next_support(self.data.next_observations[transitions])
+        self.transitions, self.next_support = transitions, next_support
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        """The next states' support actions ``(N, M, action_dim)``: a resumed critic phase trains on
-        the same ones instead of drawing new ones."""
-        return {"next_support": self.next_support}
+        """The next states' support actions ``(n, M, action_dim)`` and, when they are a random subset,
+        the rows of their ``transitions (n,)``: a resumed critic phase trains on the same ones instead
+        of drawing new ones."""
+        state = {"next_support": self.next_support}
+        if len(self.transitions) < len(self.data):
+            state["transitions"] = self.transitions
+        return state
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        self.next_support = state["next_support"].to(self.data.device)
+        device = self.data.device
+        self.next_support = state["next_support"].to(device)
+        subset = state.get("transitions")  # absent: every transition has support
+        self.transitions = torch.arange(len(self.data), device=device) if subset is None else subset.to(device)
 
     def sample_next_support(self, next_observations: torch.Tensor) -> torch.Tensor:
         """M behaviour actions ``(n, M, action_dim)``, clipped to the bounds, for ``next_observations (n, obs_dim)``."""
@@ -119,13 +148,18 @@ class InSupportSoftmaxQLearning:
             self.generator,
             chunk_size=self.chunk_size,
             guidance=0.0,
+            check_interrupt=self.check_interrupt,
         )
         return clip_actions(actions, self.action_low, self.action_high)
 
     def train_step(self) -> CriticLoss:
-        batch = self.data.sample(self.batch_size, self.generator)
+        # when every transition has support these are the rows DeviceBuffer.sample would draw
+        rows = torch.randint(
+            len(self.transitions), (self.batch_size,), device=self.data.device, generator=self.generator
+        )
+        batch = self.data.gather(self.transitions[rows])
         with torch.no_grad(), training_autocast(self.precision, batch.rewards.device):
-            support = self.next_support[batch.indices]  # (B, M, A)
+            support = self.next_support[rows]  # (B, M, A)
             b, m, a = support.shape
             next_obs = batch.next_observations.repeat_interleave(m, dim=0)
             q_next = self.policy.critic_target.min_q(next_obs, support.reshape(b * m, a)).view(b, m)

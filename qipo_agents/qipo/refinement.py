@@ -20,6 +20,7 @@ label ``b``, so label ``b`` targets ``mu(a|s) exp(b Q(s, a)) / Z`` for every ``b
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 import torch
@@ -30,7 +31,7 @@ from qipo_agents.generative.losses import energy_weighted_loss
 from qipo_agents.generative.paths import ProbabilityPath
 from qipo_agents.generative.weights import effective_sample_size, energy_weights, trust_region_beta
 from qipo_agents.qipo.policy import QIPOPolicy
-from qipo_agents.qipo.support import SamplerConfig, clip_actions, sample_support_actions
+from qipo_agents.qipo.support import SamplerConfig, clip_actions, rewind_on_interrupt, sample_support_actions
 
 
 @dataclass(frozen=True)
@@ -74,8 +75,8 @@ class QWeightedRefinement:
         n_support_actions: ``M``, actions sampled per state at each renewal.
         include_dataset_action: add the dataset action to each group (Algorithm 2), ``K = M + 1``.
         renew_interval: steps between renewals (``K_renew`` epochs, in gradient steps).
-        n_support_states: states per renewal, drawn at random; ``None`` renews every state.
-            Between renewals minibatches come from these states only.
+        n_support_states: states per renewal, drawn at random; ``None`` (or at least the dataset's
+            size) renews every state. Between renewals minibatches come from these states only.
         batch_size: (state, support action) pairs per step.
         min_effective_support: trust region: the fraction of each group, in ``(0, 1]``, that must
             stay effective (Kish ESS / K) under the weights; ``None`` weights every state at ``beta``.
@@ -84,6 +85,9 @@ class QWeightedRefinement:
         chunk_size: (state, action) pairs per sampling call.
         precision: ``"fp32"``, or ``"bf16-mixed"`` for bfloat16 matrix products in the step
             (:mod:`qipo_agents.common.precision`); renewals sample and score in float32.
+        check_interrupt: called between the sampling chunks of a renewal; the
+            :class:`~qipo_agents.common.interrupts.TrainingSignal` it raises stops the renewal,
+            which then leaves the phase and ``generator`` as it found them.
     """
 
     name = "policy"
@@ -108,6 +112,7 @@ class QWeightedRefinement:
         chunk_size: int = 16_384,
         min_effective_support: float | None = None,
         precision: str = "fp32",
+        check_interrupt: Callable[[], None] | None = None,
     ):
         self.policy, self.data, self.path, self.sampler = policy, data, path, sampler
         self.beta, self.guidance_max = beta, guidance_max
@@ -116,7 +121,7 @@ class QWeightedRefinement:
         self.batch_size, self.tau, self.generator, self.chunk_size = batch_size, tau, generator, chunk_size
         self.action_low, self.action_high = action_low, action_high
         self.min_effective_support = min_effective_support
-        self.precision = precision
+        self.precision, self.check_interrupt = precision, check_interrupt
         self.support: SupportSet | None = None
         self.steps_since_renewal = 0
         self.n_renewals = 0
@@ -141,23 +146,28 @@ class QWeightedRefinement:
 
     @torch.inference_mode()
     def renew(self) -> None:
-        """Redraw the support set from the current (Polyak-averaged) policy and score it."""
+        """Redraw the support set from the current (Polyak-averaged) policy and score it.
+
+        Nothing changes until the draw is complete: a TrainingSignal between two sampling chunks
+        leaves the previous support, the counters and the generator as they were."""
         n = len(self.data)
-        if self.n_support_states is None or self.n_support_states >= n:
-            indices = torch.arange(n, device=self.data.device)
-        else:
-            indices = torch.randperm(n, device=self.data.device, generator=self.generator)[: self.n_support_states]
-        observations = self.data.observations[indices]
-        actions = sample_support_actions(
-            self.policy.actor_ema,
-            self.sampler,
-            observations,
-            self.n_support_actions,
-            self.generator,
-            chunk_size=self.chunk_size,
-            # a guidance-conditioned actor tilts its b = 0 (behaviour) samples at every label b
-            guidance=self.beta if self.guidance_max is None else 0.0,
-        )
+        with rewind_on_interrupt(self.generator):
+            if self.n_support_states is None or self.n_support_states >= n:
+                indices = torch.arange(n, device=self.data.device)
+            else:
+                indices = torch.randperm(n, device=self.data.device, generator=self.generator)[: self.n_support_states]
+            observations = self.data.observations[indices]
+            actions = sample_support_actions(
+                self.policy.actor_ema,
+                self.sampler,
+                observations,
+                self.n_support_actions,
+                self.generator,
+                chunk_size=self.chunk_size,
+                # a guidance-conditioned actor tilts its b = 0 (behaviour) samples at every label b
+                guidance=self.beta if self.guidance_max is None else 0.0,
+                check_interrupt=self.check_interrupt,
+            )
         if self.include_dataset_action:
             actions = torch.cat([actions, self.data.actions[indices].unsqueeze(1)], dim=1)
         n_states, k, action_dim = actions.shape

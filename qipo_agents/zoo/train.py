@@ -24,6 +24,7 @@ from the checkpoint's, so a study of refinement settings shares one warm-up and 
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 import signal
@@ -206,8 +207,12 @@ def check_start_checkpoint(config: TaskConfig, checkpoint: str | Path, changed: 
             f"critic phase only (step {critic_end}: checkpoints/{CHECKPOINT_PREFIX}_{critic_end}_steps.zip of its run)"
         )
     planned = {name: config.hyperparams.get(name, saved.get(name)) for name in ("behavior_steps", "critic_steps")}
+    # a setting the checkpoint does not hold (a file written before it existed) loads at its default
+    defaults = {name: p.default for name, p in inspect.signature(agent_class.__init__).parameters.items()}
     differs = {
-        name for name, value in config.hyperparams.items() if name in saved and _plain(saved[name]) != _plain(value)
+        name
+        for name, value in config.hyperparams.items()
+        if _plain(saved.get(name, defaults.get(name))) != _plain(value)
     }
     earlier = sorted(differs - agent_class.refinement_settings)
     earlier += sorted((changed or set()) - agent_class.refinement_settings - set(earlier))

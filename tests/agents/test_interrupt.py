@@ -1,4 +1,5 @@
-"""Ctrl-C and SIGTERM during learn() stop between two steps: a save then resumes exactly.
+"""Ctrl-C and SIGTERM during learn() stop between two steps, or part-way through a support draw,
+which is then undone: a save then resumes exactly.
 
 Every test starts from Python's default handlers, whatever the shell that runs the tests: a job a
 script starts in the background (``nohup pytest ... &``, ``setsid pytest ... &``) inherits an ignored
@@ -20,10 +21,14 @@ from qipo_agents.common.interrupts import TrainingSignal, defer_interrupts
 from qipo_agents.qipo.behavior import BehaviorWarmup
 from qipo_agents.qipo.critic import InSupportSoftmaxQLearning
 from qipo_agents.qipo.refinement import QWeightedRefinement
+from qipo_agents.qipo.support import SamplerConfig
 
 from .conftest import TINY
 
 PHASE_CLASSES = (BehaviorWarmup, InSupportSoftmaxQLearning, QWeightedRefinement)
+# (state, action) pairs per sampler call: TINY's support draws then take many chunks, the critic's
+# 40 x 64 next states x 4 actions 160 and each renewal's ceil(20 x 64 / 5) = 256 states x 4 actions 16
+SMALL_CHUNKS = dict(sampling_chunk_size=64)
 
 
 def make_agent(bandit_data, **overrides):
@@ -90,6 +95,25 @@ def send(signum: int) -> None:
     os.kill(os.getpid(), signum)
 
 
+def count_sampling_chunks(
+    monkeypatch, agent, signal_at: int | None = None, signum: int | None = None
+) -> dict[int, int]:
+    """Count the sampler calls (chunks) ``agent`` makes, by the schedule position of the step that
+    makes them; send ``signum`` to this process while the first chunk of position ``signal_at`` is drawn."""
+    chunks: dict[int, int] = {}
+    sample = SamplerConfig.sample
+
+    def counting_sample(self, network, observations, noise, guidance=None):
+        position = agent._schedule_position
+        chunks[position] = chunks.get(position, 0) + 1
+        if position == signal_at and chunks[position] == 1:
+            send(signum)
+        return sample(self, network, observations, noise, guidance)
+
+    monkeypatch.setattr(SamplerConfig, "sample", counting_sample)
+    return chunks
+
+
 class CtrlCAfter(BaseCallback):
     """Send SIGINT from a timer thread ``delay`` seconds after training starts; stop training
     (a failure: no signal arrived) after ``give_up`` steps."""
@@ -146,6 +170,67 @@ def test_a_signal_inside_a_step_stops_after_it_and_resumes_exactly(
     resumed = QIPOFlow.load(agent.save(tmp_path / "interrupted"), device="cpu", dataset=bandit_data)
     resumed.learn(reset_num_timesteps=False)
     assert_same_training(resumed, uninterrupted)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_in_small_chunks(bandit_data):
+    """The uninterrupted run with SMALL_CHUNKS, and its sampler calls by schedule position."""
+    agent = make_agent(bandit_data, **SMALL_CHUNKS)
+    with pytest.MonkeyPatch.context() as patch:
+        chunks = count_sampling_chunks(patch, agent)
+        agent.learn()
+    return agent, chunks
+
+
+# TINY: the in-support critic draws its support at step 60, the refinement renews at 100 and 120
+@pytest.mark.parametrize(
+    "step, phase_before",
+    [(60, "behavior"), (100, "critic"), (120, "policy")],
+    ids=["critic-support", "first-renewal", "renewal"],
+)
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_during_a_support_draw_stops_it_at_once_and_resumes_exactly(
+    bandit_data, uninterrupted_in_small_chunks, monkeypatch, tmp_path, step, phase_before, signum
+):
+    uninterrupted, full_draw = uninterrupted_in_small_chunks
+    agent = make_agent(bandit_data, **SMALL_CHUNKS)
+    with monkeypatch.context() as patch:
+        chunks = count_sampling_chunks(patch, agent, signal_at=step, signum=signum)
+        stop = learn_until_signal(agent)
+    assert full_draw[step] > 10 and chunks[step] == 1  # the chunk drawing when it arrived was the last
+    assert (stop.signal_name, stop.at_step_boundary) == (signal.Signals(signum).name, True)
+    # the step that drew is undone: the agent stands where the step before left it
+    assert agent.num_timesteps == agent._schedule_position == step and agent.current_phase == phase_before
+    if phase_before == "policy":
+        assert agent._phase.n_renewals == 1 and agent._phase.steps_since_renewal == 20
+    resumed = QIPOFlow.load(agent.save(tmp_path / "interrupted"), device="cpu", dataset=bandit_data)
+    resumed.learn(reset_num_timesteps=False)
+    assert_same_training(resumed, uninterrupted)
+
+
+class SignalAtTrainingStart(BaseCallback):
+    """Send ``signum`` to this process before the first step of learn()."""
+
+    def __init__(self, signum: int):
+        super().__init__()
+        self.signum = signum
+
+    def _on_training_start(self) -> None:
+        send(self.signum)
+
+    def _on_step(self) -> bool:
+        return True
+
+
+def test_a_signal_before_the_first_step_of_a_resumed_run_saves_what_was_loaded(bandit_data, uninterrupted, tmp_path):
+    first = make_agent(bandit_data)
+    first.learn(callback=lambda local_vars, _: local_vars["self"].num_timesteps < 80)  # mid-critic: saves its support
+    resumed = QIPOFlow.load(first.save(tmp_path / "first"), device="cpu", dataset=bandit_data)
+    stop = learn_until_signal(resumed, reset_num_timesteps=False, callback=SignalAtTrainingStart(signal.SIGTERM))
+    assert stop.at_step_boundary and resumed.num_timesteps == 80
+    again = QIPOFlow.load(resumed.save(tmp_path / "second"), device="cpu", dataset=bandit_data)
+    again.learn(reset_num_timesteps=False)  # on the critic's support the first run drew, not a new draw
+    assert_same_training(again, uninterrupted)
 
 
 def test_ctrl_c_from_another_thread_resumes_exactly(bandit_data, tmp_path):

@@ -1,14 +1,33 @@
 """learn(): phase schedule, seeding, logging and callbacks."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
+from qipo_agents import QIPODiffusion
 from qipo_agents.errors import DatasetError
 from qipo_agents.qipo.schedule import PhaseSchedule
+from qipo_agents.qipo.support import SamplerConfig
+from qipo_agents.zoo.config import ALGOS, PROFILES, ZooFile
 
-from .conftest import TINY
+from .conftest import TINY, make_bandit
+
+
+def count_sampled_actions(monkeypatch, agent) -> dict[int, int]:
+    """Actions ``agent`` samples (solver runs), by the schedule position of the step that draws them."""
+    sampled: dict[int, int] = {}
+    sample = SamplerConfig.sample
+
+    def counting_sample(self, network, observations, noise, guidance=None):
+        position = agent._schedule_position
+        sampled[position] = sampled.get(position, 0) + observations.shape[0]
+        return sample(self, network, observations, noise, guidance)
+
+    monkeypatch.setattr(SamplerConfig, "sample", counting_sample)
+    return sampled
 
 
 class PhaseRecorder(BaseCallback):
@@ -114,10 +133,77 @@ def test_progress_bar_counts_gradient_steps(agent_class, bandit_data, capsys):
 
 
 def test_renew_interval_scales_with_the_refinement_phase(agent_class, bandit_data):
-    agent = agent_class("MlpPolicy", bandit_data, reward_scaling="none", **TINY)  # renews every 20 of 40 policy steps
+    # renews every 20 of 40 policy steps; actor_ema lags 1 / policy_tau = 10 steps behind the actor
+    agent = agent_class("MlpPolicy", bandit_data, reward_scaling="none", **{**TINY, "policy_tau": 0.1})
     agent.learn(total_timesteps=70)  # 20 refinement steps
     assert agent.scheduled_renew_interval == 10
     assert agent._phase.n_renewals == 2  # as many renewals as the configured schedule has
+
+
+def test_scaling_brings_renewals_no_closer_than_the_policy_average_lags(agent_class, bandit_data):
+    # policy_tau 0.005: actor_ema lags 200 steps, more than the configured 20, which then stays
+    agent = agent_class("MlpPolicy", bandit_data, reward_scaling="none", **TINY)
+    agent.learn(total_timesteps=70)  # 20 refinement steps
+    assert agent.scheduled_renew_interval == 20 and agent._phase.n_renewals == 1
+    defaults = agent_class("MlpPolicy", None)  # renew_interval 10000 of 100000 policy steps, policy_tau 0.005
+    defaults.schedule = PhaseSchedule(600_000, 1_000_000, 100_000).scaled_to(600)  # 37 refinement steps
+    assert defaults.scheduled_renew_interval == 200
+    defaults.schedule = PhaseSchedule(600_000, 1_000_000, 100_000).scaled_to(170_000)  # 10000 refinement steps
+    assert defaults.scheduled_renew_interval == 1000  # ten renewals, as configured
+
+
+def test_a_short_run_with_the_default_schedule_samples_in_proportion_to_its_steps(monkeypatch):
+    """The constructor's schedule (600k : 1M : 100k steps, a renewal every 10k, policy batches of 4096
+    pairs) squeezed into 600 steps: the critic's support draw and the renewals sample no more than
+    the minibatches of those few steps can use, not M actions for each of the dataset's states.
+    Small networks and a 2-step solver keep the test quick; they change no count."""
+    n_transitions = 100_000
+    small_networks = dict(hidden_dims=(32, 32), architecture="mlp", embed_dim=16, critic_hidden_dims=(32, 32))
+    agent = QIPODiffusion(
+        "MlpPolicy",
+        make_bandit(n_transitions),
+        n_sampling_steps=2,
+        policy_kwargs=small_networks,
+        seed=0,
+        device="cpu",
+    )
+    sampled = count_sampled_actions(monkeypatch, agent)
+    agent.learn(total_timesteps=600)
+    assert agent.schedule == PhaseSchedule(211, 352, 37)
+    m, k = agent.n_support_actions, agent.n_support_actions + 1  # the dataset action joins each group
+    # the critic's minibatches read 352 x 256 transitions: their next states, not all 100k, get M actions
+    critic_transitions = 352 * agent.critic_batch_size
+    assert critic_transitions < n_transitions
+    # one renewal, at the refinement's start: 37 steps are fewer than actor_ema's lag of 200, and its
+    # states give as many pairs as 37 minibatches of 4096 train on
+    renewal_states = math.ceil(37 * agent.policy_batch_size / k)
+    assert sampled == {211: critic_transitions * m, 211 + 352: renewal_states * m}
+    assert agent._phase.n_renewals == 1 and agent._phase.support.state_indices.shape == (renewal_states,)
+
+
+def test_a_run_of_the_configured_length_draws_the_configured_support(agent_class, bandit_data, monkeypatch):
+    """TINY's renewals draw 4000 states x 5 pairs for 20 steps x 64 pairs, more than a shortened run
+    would: at the configured length they still draw every state, as configured, and the critic the
+    support of every transition."""
+    agent = agent_class("MlpPolicy", bandit_data, reward_scaling="none", **TINY)
+    sampled = count_sampled_actions(monkeypatch, agent)
+    agent.learn()
+    every_state = len(bandit_data["observations"]) * agent.n_support_actions
+    assert sampled == {60: every_state, 100: every_state, 120: every_state}
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("algo", ALGOS)
+def test_every_zoo_recipe_draws_the_support_it_is_configured_to(algo, profile):
+    """The zoo runs each recipe at its configured length: its renewals keep their interval and size
+    (the CPU recipe's 10000 states, the GPU profile's every state) and the in-support critic draws
+    for every transition, so the seeded results documented for them reproduce."""
+    for task, config in ZooFile.load(algo).resolve_all(profile).items():
+        agent = config.agent_class("MlpPolicy", None, **config.hyperparams)
+        agent._setup_learn(config.n_timesteps, reset_num_timesteps=True)
+        assert agent.scheduled_renew_interval == agent.renew_interval, task
+        assert agent.support_states_per_renewal == agent.n_support_states, task
+        assert agent.critic_support_transitions is None, task
 
 
 def test_refinement_trains_on_raw_samples_and_scores_the_executed_actions(agent_class, bandit_data):

@@ -16,6 +16,7 @@ import yaml
 from qipo_agents import QIPOFlow
 from qipo_agents.zoo.tune import load_study
 
+from ..agents.test_save_load import rewrite_member
 from .conftest import TINY, invoke
 
 CRITIC_END = 70  # behavior_steps + critic_steps of TINY
@@ -150,3 +151,22 @@ def test_a_study_of_the_refinement_shares_one_checkpoint(finished_run, tiny_task
     space.write_text("critic_learning_rate: {type: float, low: 1e-4, high: 1e-3, log: true}\n")
     result = invoke(*args, "--study-name", "cold", "--n-trials", "1", "--hyperparams", *SAVE_AT_CRITIC_END, expect=1)
     assert "critic_learning_rate (checkpoint: 0.0003)" in result.output
+
+
+def test_a_checkpoint_without_a_newer_setting_still_takes_it(finished_run, tiny_task_file):
+    """A checkpoint written before a refinement setting existed loads it at its default; a value set
+    on the command line is applied, not dropped. Here: Q-guided extraction straight from the
+    behaviour model (no weighted refinement)."""
+    checkpoint = finished_run / "checkpoints" / f"qipo_{CRITIC_END}_steps.zip"
+
+    def without_extraction_alpha(raw):
+        data = json.loads(raw)
+        del data["hyperparameters"]["extraction_alpha"]
+        return json.dumps(data)
+
+    rewrite_member(checkpoint, "data.json", without_extraction_alpha)
+    _start_from(finished_run, tiny_task_file, "policy_steps=0", "distill_steps=5", "extraction_alpha=0.5")
+    agent = QIPOFlow.load(finished_run.parent / "tiny-hopper_2" / "tiny-hopper.zip", device="cpu")
+    assert agent.extraction_alpha == 0.5 and agent.acts_in_one_step
+    assert (agent.schedule.policy_steps, agent.schedule.distill_steps) == (0, 5)
+    assert agent.num_timesteps == CRITIC_END + 5
