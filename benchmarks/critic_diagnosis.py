@@ -13,6 +13,11 @@ states of each dataset:
   by the critic: the share of each action's components at the bounds (``|a| >= 0.99``) of the
   critic's best candidate against an average candidate's and the data's, and the rank of the
   dataset action among the candidates (0 = below every candidate, 1 = above all).
+* **Where Q-guided extraction would go**: for each ``--alphas`` value, each state's first candidate
+  ``t`` moved to the optimum of the extraction objective ``alpha ||a - t||^2 / action_dim -
+  Q(s, a) / mean |Q(s, t)|`` (400 Adam steps on the action itself, no network): the Q gain in
+  units of mean ``|Q|``, the root-mean-square move per component and the saturation there. It
+  bounds what a one-step policy extracted at ``alpha`` can reach.
 
 Example::
 
@@ -40,6 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--datasets", nargs="+", required=True, help="Minari ids, each diagnosed on its own")
     parser.add_argument("--states", type=int, default=2000, help="random states per dataset")
     parser.add_argument("--candidates", type=int, default=16, help="behaviour samples per state")
+    parser.add_argument("--alphas", type=float, nargs="*", default=[1.0, 0.3, 0.1], help="extraction strengths")
     parser.add_argument("--horizon-margin", type=int, default=500, help="steps left out before a truncation")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
@@ -76,6 +82,29 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.corrcoef(rx, ry)[0, 1])
 
 
+def extraction_optimum(agent: QIPO, obs: torch.Tensor, start: torch.Tensor, alpha: float) -> dict[str, float]:
+    """Move ``start (n, action_dim)`` to the per-state optimum of the extraction objective."""
+    bounded = lambda a: clip_actions(a, agent.action_low, agent.action_high)  # noqa: E731
+    with torch.no_grad():
+        q_start = agent.policy.critic.min_q(obs, start)
+        scale = q_start.abs().mean()
+    actions = start.clone().requires_grad_(True)
+    optimizer = torch.optim.Adam([actions], lr=1e-2)
+    for _ in range(400):
+        q = agent.policy.critic.min_q(obs, bounded(actions))
+        loss = (alpha * ((actions - start) ** 2).mean(dim=1) - q / scale).sum()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        moved = bounded(actions)
+        return {
+            f"alpha_{alpha:g}_q_gain": float((agent.policy.critic.min_q(obs, moved) - q_start).mean() / scale),
+            f"alpha_{alpha:g}_move_rms": float((moved - start).pow(2).mean().sqrt()),
+            f"alpha_{alpha:g}_saturation": float((moved.abs() >= 0.99).float().mean()),
+        }
+
+
 @torch.no_grad()
 def diagnose(agent: QIPO, buffer: OfflineBuffer, args: argparse.Namespace) -> dict[str, float]:
     rng = np.random.default_rng(args.seed)
@@ -95,6 +124,10 @@ def diagnose(agent: QIPO, buffer: OfflineBuffer, args: argparse.Namespace) -> di
     saturation = (candidates.abs() >= 0.99).float().mean(dim=-1)  # (n, K)
     best = q_candidates.argmax(dim=1)
     rank_of_data = (q_candidates < torch.as_tensor(q_data, device=agent.device)[:, None]).float().mean(dim=1)
+    extraction = {}
+    with torch.enable_grad():
+        for alpha in args.alphas:
+            extraction.update(extraction_optimum(agent, obs, candidates[:, 0], alpha))
     return {
         "q_return_spearman": spearman(q_data, returns[rows]),
         "q_minus_return_mean": float(np.mean(q_data - returns[rows])),
@@ -106,6 +139,7 @@ def diagnose(agent: QIPO, buffer: OfflineBuffer, args: argparse.Namespace) -> di
             np.nanmean([spearman(q, s) for q, s in zip(q_candidates.cpu().numpy(), saturation.cpu().numpy())])
         ),
         "data_action_rank_among_candidates": float(rank_of_data.mean()),
+        **extraction,
     }
 
 
@@ -114,8 +148,10 @@ def main(argv: list[str] | None = None) -> None:
     bu.set_threads(args.threads)
     agent = QIPO.load(args.agent, device="cpu")
     results = {dataset: diagnose(agent, bu.load_buffer([dataset]), args) for dataset in args.datasets}
-    headers = ["dataset", *next(iter(results.values()))]
-    print(bu.markdown_table(headers, [[name, *(bu.fmt(v, 3) for v in r.values())] for name, r in results.items()]))
+    # one row per measure, one column per dataset: the measures outnumber the datasets
+    names = list(results)
+    rows = [[measure, *(bu.fmt(results[name][measure], 3) for name in names)] for measure in results[names[0]]]
+    print(bu.markdown_table(["measure", *names], rows))
     if args.out:
         bu.write_json(args.out, {"agent": args.agent, "args": vars(args), "results": results, **bu.environment_info()})
 

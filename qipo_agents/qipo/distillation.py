@@ -30,6 +30,13 @@ gradient), as TD3+BC does, makes the Q term scale-free, so one ``extraction_alph
 whose returns differ by orders of magnitude; a large ``extraction_alpha`` gives the plain copy
 back. The critic is frozen here (its weights get no gradient): only the student moves. Without
 ``extraction_alpha`` the phase is the plain copy, and the agent acts as the paper's refined policy.
+
+``extraction_max_q_gain`` guards against a critic that promises too much: the Q term is capped at
+``Q(s, teacher(s, z)) + extraction_max_q_gain * mean_batch |Q|``, so no action is pushed further
+once its critic value has climbed that far above the teacher's. A critic fitted on dataset
+actions only cannot know much about actions far from them; where its landscape rises steeply out
+of the data (a few per cent of ``|Q|`` is what the student gains where the critic is right, tens
+of per cent where it misleads: ``docs/benchmarks.md``), the cap stops the climb.
 """
 
 from __future__ import annotations
@@ -73,6 +80,8 @@ class OneStepDistillation:
         batch_size: (state, noise) pairs per step.
         extraction_alpha: weight of the copy term against the normalised Q term (module
             docstring); None: a plain copy, no Q term.
+        extraction_max_q_gain: cap on the climb above the teacher's Q, in units of the
+            minibatch's mean ``|Q|`` (module docstring); None: no cap.
         action_low: lower action bounds ``(action_dim,)``; teacher actions are clipped as acting clips them.
         action_high: upper action bounds ``(action_dim,)``.
         generator: random source for minibatches and noise.
@@ -93,6 +102,7 @@ class OneStepDistillation:
         action_high: torch.Tensor,
         generator: torch.Generator,
         extraction_alpha: float | None = None,
+        extraction_max_q_gain: float | None = None,
         precision: str = "fp32",
     ):
         if policy.one_step is None:
@@ -100,6 +110,7 @@ class OneStepDistillation:
         self.policy, self.data, self.sampler, self.guidance = policy, data, sampler, guidance
         self.batch_size, self.action_low, self.action_high = batch_size, action_low, action_high
         self.generator, self.precision, self.extraction_alpha = generator, precision, extraction_alpha
+        self.extraction_max_q_gain = extraction_max_q_gain
         # the critic's training ended with its phase: gradients reach the student's actions only
         self.policy.critic.requires_grad_(False)
 
@@ -125,6 +136,9 @@ class OneStepDistillation:
         teacher = self.sampler.sample(self.policy.actor_ema, observations, noise, self.guidance)
         # the sampler runs in inference mode; a clone is a plain tensor autograd may keep for backward
         target = clip_actions(teacher, self.action_low, self.action_high).clone()
+        with torch.no_grad():
+            teacher_qs = self.policy.critic(observations, target)  # (n_critics, batch)
+        teacher_q = teacher_qs.min(dim=0).values
         with training_autocast(self.precision, target.device):
             actions = self.policy.one_step(observations, noise)
             copy_loss = F.mse_loss(actions, target)
@@ -134,12 +148,14 @@ class OneStepDistillation:
         if self.extraction_alpha is None:
             loss = copy_loss
         else:
-            loss = self.extraction_alpha * copy_loss - q.mean() / q_scale
+            climbed = q
+            if self.extraction_max_q_gain is not None:
+                climbed = torch.minimum(q, teacher_q + self.extraction_max_q_gain * q_scale)
+            loss = self.extraction_alpha * copy_loss - climbed.mean() / q_scale
         self.policy.update_one_step(loss)
         with torch.no_grad():
-            teacher_qs = self.policy.critic(observations, target)
             relative_error = copy_loss.detach() / target.var(dim=0).mean().clamp_min(1e-12)
-            q_gain = (q.detach() - teacher_qs.min(dim=0).values).mean() / q_scale
+            q_gain = (q.detach() - teacher_q).mean() / q_scale
             spread = (qs.max(dim=0).values - q).detach().mean()
             teacher_spread = (teacher_qs.max(dim=0).values - teacher_qs.min(dim=0).values).mean()
         return DistillationLoss(copy_loss.detach(), relative_error, q_gain, spread / teacher_spread.clamp_min(1e-12))

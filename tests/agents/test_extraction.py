@@ -124,8 +124,29 @@ def test_a_post_critic_save_takes_new_lengths_for_the_phases_ahead(bandit_data, 
         ({"distill_steps": 10, "extraction_alpha": 0.0}, "extraction_alpha .* must be > 0"),
         ({"distill_steps": 10, "extraction_alpha": -1.0}, "extraction_alpha .* must be > 0"),
         ({"distill_steps": 0, "extraction_alpha": 1.0}, "only distill_steps > 0 trains"),
+        ({"distill_steps": 10, "extraction_max_q_gain": 0.1}, "extraction_max_q_gain .* needs extraction_alpha"),
+        ({"distill_steps": 10, "extraction_alpha": 1.0, "extraction_max_q_gain": 0.0}, "must be > 0"),
     ],
 )
 def test_a_bad_extraction_setting_is_a_clear_error(bandit_data, settings, message):
     with pytest.raises(ValueError, match=message):
         QIPOFlow("MlpPolicy", bandit_data, **{**TINY, **settings})
+
+
+def test_the_q_gain_cap_stops_the_climb(post_critic, extracted):
+    """With the climb capped at a small fraction of mean |Q| above the teacher, alpha = 1 (which
+    alone leaves the behaviour's support) keeps the actions on the modes and gains less."""
+    agent_class, path = post_critic
+    agent = agent_class.load(
+        path,
+        device="cpu",
+        dataset=make_bandit(),
+        distill_steps=EXTRACTION_STEPS,
+        extraction_alpha=1.0,
+        extraction_max_q_gain=0.1,
+    ).learn(reset_num_timesteps=False)
+    actions, _ = agent.predict(STATES)
+    q = float(bandit_reward(STATES, actions).mean())
+    near_a_mode = float((np.abs(np.abs(actions[:, 0]) - 0.5) < 0.3).mean())
+    assert extracted[None][0] + 0.02 < q < extracted[1.0][0] - 0.05, (q, extracted)
+    assert near_a_mode > extracted[1.0][1] + 0.1, (near_a_mode, extracted)
