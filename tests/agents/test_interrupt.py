@@ -26,8 +26,9 @@ from qipo_agents.qipo.support import SamplerConfig
 from .conftest import TINY
 
 PHASE_CLASSES = (BehaviorWarmup, InSupportSoftmaxQLearning, QWeightedRefinement)
-# (state, action) pairs per sampler call: TINY's support draws then take many chunks, the critic's
-# 40 x 64 next states x 4 actions 160 and each renewal's ceil(20 x 64 / 5) = 256 states x 4 actions 16
+# (state, action) pairs per sampler call: TINY's support draws of 4 actions per state then take many
+# chunks, 250 for all 4000 states; in a run shortened to 70 steps, 80 for the critic's 20 x 64
+# transitions and 16 for a renewal's ceil(20 x 64 / 5) = 256 states
 SMALL_CHUNKS = dict(sampling_chunk_size=64)
 
 
@@ -174,29 +175,38 @@ def test_a_signal_inside_a_step_stops_after_it_and_resumes_exactly(
 
 @pytest.fixture(scope="module")
 def uninterrupted_in_small_chunks(bandit_data):
-    """The uninterrupted run with SMALL_CHUNKS, and its sampler calls by schedule position."""
-    agent = make_agent(bandit_data, **SMALL_CHUNKS)
-    with pytest.MonkeyPatch.context() as patch:
-        chunks = count_sampling_chunks(patch, agent)
-        agent.learn()
-    return agent, chunks
+    """``run(total_timesteps)``: the uninterrupted run with SMALL_CHUNKS, and its sampler calls by
+    schedule position."""
+    runs = {}
+
+    def run(total_timesteps):
+        if total_timesteps not in runs:
+            agent = make_agent(bandit_data, **SMALL_CHUNKS)
+            with pytest.MonkeyPatch.context() as patch:
+                chunks = count_sampling_chunks(patch, agent)
+                agent.learn(total_timesteps)
+            runs[total_timesteps] = agent, chunks
+        return runs[total_timesteps]
+
+    return run
 
 
-# TINY: the in-support critic draws its support at step 60, the refinement renews at 100 and 120
+# TINY: the in-support critic draws its support at step 60, the refinement renews at 100 and 120;
+# shortened to 70 steps, the critic draws at 30 for a random subset, the one renewal comes at 50
 @pytest.mark.parametrize(
-    "step, phase_before",
-    [(60, "behavior"), (100, "critic"), (120, "policy")],
-    ids=["critic-support", "first-renewal", "renewal"],
+    "total_timesteps, step, phase_before",
+    [(None, 60, "behavior"), (None, 100, "critic"), (None, 120, "policy"), (70, 30, "behavior"), (70, 50, "critic")],
+    ids=["critic-support", "first-renewal", "renewal", "shortened-critic-support", "shortened-renewal"],
 )
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_during_a_support_draw_stops_it_at_once_and_resumes_exactly(
-    bandit_data, uninterrupted_in_small_chunks, monkeypatch, tmp_path, step, phase_before, signum
+    bandit_data, uninterrupted_in_small_chunks, monkeypatch, tmp_path, total_timesteps, step, phase_before, signum
 ):
-    uninterrupted, full_draw = uninterrupted_in_small_chunks
+    uninterrupted, full_draw = uninterrupted_in_small_chunks(total_timesteps)
     agent = make_agent(bandit_data, **SMALL_CHUNKS)
     with monkeypatch.context() as patch:
         chunks = count_sampling_chunks(patch, agent, signal_at=step, signum=signum)
-        stop = learn_until_signal(agent)
+        stop = learn_until_signal(agent, total_timesteps=total_timesteps)
     assert full_draw[step] > 10 and chunks[step] == 1  # the chunk drawing when it arrived was the last
     assert (stop.signal_name, stop.at_step_boundary) == (signal.Signals(signum).name, True)
     # the step that drew is undone: the agent stands where the step before left it

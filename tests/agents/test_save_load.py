@@ -229,6 +229,32 @@ def test_resume_from_any_checkpoint_equals_the_uninterrupted_run(
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=name)
 
 
+@pytest.fixture(scope="module")
+def uninterrupted_in_70_steps(agent_class, bandit_data):
+    return agent_class("MlpPolicy", bandit_data, reward_scaling="none", **TINY).learn(70)
+
+
+# TINY in 70 steps: warm-up 0-29; critic 30-49 on the support of 20 x 64 of the 4000 transitions (as
+# many as its minibatches read); refinement 50-69 on one renewal of ceil(20 x 64 / 5) = 256 states
+@pytest.mark.parametrize("stop", [40, 50, 60], ids=["mid-critic", "phase-boundary", "mid-refinement"])
+def test_a_shortened_run_resumes_on_its_bounded_support_exactly(
+    agent_class, bandit_data, uninterrupted_in_70_steps, tmp_path, stop
+):
+    first = agent_class("MlpPolicy", bandit_data, reward_scaling="none", **TINY)
+    first.learn(70, callback=_stop_at(stop))
+    if first.current_phase == "critic":
+        assert first._phase.transitions.shape == (1280,) and first._phase.next_support.shape[:2] == (1280, 4)
+    else:
+        assert first._phase.support.state_indices.shape == (256,)
+    resumed = agent_class.load(first.save(tmp_path / "checkpoint"), device="cpu", dataset=bandit_data)
+    resumed.learn(reset_num_timesteps=False)
+    assert resumed.num_timesteps == uninterrupted_in_70_steps.num_timesteps == 70
+    for (name, a), (_, b) in zip(
+        uninterrupted_in_70_steps.policy.state_dict().items(), resumed.policy.state_dict().items(), strict=True
+    ):
+        assert torch.equal(a, b), name
+
+
 def as_saved_on_cuda(path, n_bytes: int = 16) -> None:
     """Replace the saved sampling generator's state by a CUDA generator's (16 bytes: seed and
     offset), as a save written on a GPU holds."""
