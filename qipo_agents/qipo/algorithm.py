@@ -130,10 +130,11 @@ class QIPO(OfflineAlgorithm):
             refined policy; smaller values trust the critic more, a large one gives the plain copy
             back (:mod:`qipo_agents.qipo.distillation`). None (the default): the plain copy, the
             paper's policy. Needs ``distill_steps > 0``.
-        extraction_max_q_gain: guard of the Q-guided extraction: the student's critic value counts
-            only up to its teacher's plus this fraction of the minibatch's mean ``|Q|``, so a
-            critic that promises large gains away from the data cannot pull actions there
-            (None: no cap). Needs ``extraction_alpha``.
+        extraction_trust_limit: guard of the Q-guided extraction: before it starts, the critic's
+            promise is measured (the mean Q gain, in units of mean ``|Q|``, at the per-state
+            optimum of the extraction objective on 2048 dataset states); above this limit the
+            critic is not trusted and the phase is a plain copy. None: no check. Needs
+            ``extraction_alpha``.
         one_step_acting: once the distillation has run, act with the one-step policy (one
             network evaluation); False acts with the multi-step sampler it was distilled from.
         n_sampling_steps: solver steps for acting and support sampling (None: the path default).
@@ -175,7 +176,7 @@ class QIPO(OfflineAlgorithm):
     refinement_settings = frozenset(
         "beta min_effective_support n_support_actions include_dataset_action renew_interval n_support_states "
         "policy_steps policy_batch_size policy_learning_rate policy_tau distill_steps distill_batch_size "
-        "distill_learning_rate extraction_alpha extraction_max_q_gain one_step_acting n_sampling_steps solver "
+        "distill_learning_rate extraction_alpha extraction_trust_limit one_step_acting n_sampling_steps solver "
         "best_of_n acting_temperature sampling_chunk_size precision".split()
     )
 
@@ -209,7 +210,7 @@ class QIPO(OfflineAlgorithm):
         distill_batch_size: int = 256,
         distill_learning_rate: float = 3e-4,
         extraction_alpha: float | None = None,
-        extraction_max_q_gain: float | None = None,
+        extraction_trust_limit: float | None = None,
         one_step_acting: bool = True,
         n_sampling_steps: int | None = None,
         solver: str | None = None,
@@ -245,11 +246,11 @@ class QIPO(OfflineAlgorithm):
                 f"extraction_alpha weighs the copy term against the normalised Q term and must be > 0 "
                 f"(0.4 weighs them as TD3+BC's alpha of 2.5 does; None: a plain copy), got {extraction_alpha}"
             )
-        if extraction_max_q_gain is not None and not (extraction_alpha is not None and extraction_max_q_gain > 0.0):
+        if extraction_trust_limit is not None and not (extraction_alpha is not None and extraction_trust_limit > 0.0):
             raise ValueError(
-                "extraction_max_q_gain caps the climb of the Q-guided extraction: it needs extraction_alpha "
-                f"and must be > 0 (a fraction of mean |Q|, e.g. 0.02), got {extraction_max_q_gain} with "
-                f"extraction_alpha={extraction_alpha}"
+                "extraction_trust_limit is the largest Q gain the critic may promise before the Q-guided "
+                "extraction falls back to a plain copy: it needs extraction_alpha and must be > 0 (a fraction "
+                f"of mean |Q|, e.g. 0.1), got {extraction_trust_limit} with extraction_alpha={extraction_alpha}"
             )
         if extraction_alpha is not None and distill_steps == 0:
             raise ValueError(
@@ -294,7 +295,7 @@ class QIPO(OfflineAlgorithm):
         self.distill_steps, self.distill_batch_size = distill_steps, distill_batch_size
         self.distill_learning_rate, self.one_step_acting = distill_learning_rate, one_step_acting
         self.extraction_alpha = None if extraction_alpha is None else float(extraction_alpha)
-        self.extraction_max_q_gain = None if extraction_max_q_gain is None else float(extraction_max_q_gain)
+        self.extraction_trust_limit = None if extraction_trust_limit is None else float(extraction_trust_limit)
         self.n_sampling_steps, self.solver, self.best_of_n = n_sampling_steps, solver, best_of_n
         self.acting_temperature = float(acting_temperature)
         self.normalize_observations, self.reward_scaling = normalize_observations, reward_scaling
@@ -392,7 +393,7 @@ class QIPO(OfflineAlgorithm):
                 self.beta,
                 self.distill_batch_size,
                 extraction_alpha=self.extraction_alpha,
-                extraction_max_q_gain=self.extraction_max_q_gain,
+                extraction_trust_limit=self.extraction_trust_limit,
                 **bounds,
                 **common,
             )
@@ -613,7 +614,7 @@ class QIPO(OfflineAlgorithm):
             "critic_type alpha_q expectile gamma critic_tau policy_tau behavior_steps critic_steps policy_steps "
             "behavior_batch_size critic_batch_size policy_batch_size behavior_learning_rate critic_learning_rate "
             "policy_learning_rate distill_steps distill_batch_size distill_learning_rate extraction_alpha "
-            "extraction_max_q_gain one_step_acting "
+            "extraction_trust_limit one_step_acting "
             "n_sampling_steps solver best_of_n acting_temperature normalize_observations reward_scaling "
             "sampling_chunk_size precision policy_kwargs path_kwargs verbose seed tensorboard_log"
         ).split()
