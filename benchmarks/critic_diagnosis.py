@@ -15,9 +15,9 @@ states of each dataset:
   dataset action among the candidates (0 = below every candidate, 1 = above all).
 * **Where Q-guided extraction would go**: for each ``--alphas`` value, each state's first candidate
   ``t`` moved to the optimum of the extraction objective ``alpha ||a - t||^2 / action_dim -
-  Q(s, a) / mean |Q(s, t)|`` (400 Adam steps on the action itself, no network): the Q gain in
-  units of mean ``|Q|``, the root-mean-square move per component and the saturation there. It
-  bounds what a one-step policy extracted at ``alpha`` can reach.
+  Q(s, a) / mean |Q(s, t)|`` (``qipo_agents.qipo.distillation.extraction_optimum``): the Q gain in
+  units of mean ``|Q|`` (the critic's promise, which ``extraction_trust_limit`` checks), the
+  root-mean-square move per component and the saturation there.
 
 Example::
 
@@ -36,6 +36,7 @@ import torch
 
 from qipo_agents.data.buffer import OfflineBuffer
 from qipo_agents.qipo.algorithm import QIPO
+from qipo_agents.qipo.distillation import extraction_optimum, promised_q_gain
 from qipo_agents.qipo.support import clip_actions, sample_support_actions
 
 
@@ -82,27 +83,15 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.corrcoef(rx, ry)[0, 1])
 
 
-def extraction_optimum(agent: QIPO, obs: torch.Tensor, start: torch.Tensor, alpha: float) -> dict[str, float]:
-    """Move ``start (n, action_dim)`` to the per-state optimum of the extraction objective."""
-    bounded = lambda a: clip_actions(a, agent.action_low, agent.action_high)  # noqa: E731
-    with torch.no_grad():
-        q_start = agent.policy.critic.min_q(obs, start)
-        scale = q_start.abs().mean()
-    actions = start.clone().requires_grad_(True)
-    optimizer = torch.optim.Adam([actions], lr=1e-2)
-    for _ in range(400):
-        q = agent.policy.critic.min_q(obs, bounded(actions))
-        loss = (alpha * ((actions - start) ** 2).mean(dim=1) - q / scale).sum()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    with torch.no_grad():
-        moved = bounded(actions)
-        return {
-            f"alpha_{alpha:g}_q_gain": float((agent.policy.critic.min_q(obs, moved) - q_start).mean() / scale),
-            f"alpha_{alpha:g}_move_rms": float((moved - start).pow(2).mean().sqrt()),
-            f"alpha_{alpha:g}_saturation": float((moved.abs() >= 0.99).float().mean()),
-        }
+def extraction_measures(agent: QIPO, obs: torch.Tensor, start: torch.Tensor, alpha: float) -> dict[str, float]:
+    """The critic's promise at ``alpha`` (the trust check's measure) and how far, and where to, the
+    extraction objective's per-state optimum moves the actions ``start (n, action_dim)``."""
+    optimum = extraction_optimum(agent.policy, obs, start, alpha, agent.action_low, agent.action_high)
+    return {
+        f"alpha_{alpha:g}_q_gain": float(promised_q_gain(agent.policy, obs, start, optimum)),
+        f"alpha_{alpha:g}_move_rms": float((optimum - start).pow(2).mean().sqrt()),
+        f"alpha_{alpha:g}_saturation": float((optimum.abs() >= 0.99).float().mean()),
+    }
 
 
 @torch.no_grad()
@@ -127,7 +116,7 @@ def diagnose(agent: QIPO, buffer: OfflineBuffer, args: argparse.Namespace) -> di
     extraction = {}
     with torch.enable_grad():
         for alpha in args.alphas:
-            extraction.update(extraction_optimum(agent, obs, candidates[:, 0], alpha))
+            extraction.update(extraction_measures(agent, obs, candidates[:, 0], alpha))
     return {
         "q_return_spearman": spearman(q_data, returns[rows]),
         "q_minus_return_mean": float(np.mean(q_data - returns[rows])),

@@ -81,7 +81,7 @@ TRUST_CHECK_STATES = 2048
 TRUST_CHECK_STEPS = 200
 
 
-def promised_q_gain(
+def extraction_optimum(
     policy: QIPOPolicy,
     observations: torch.Tensor,
     teacher_actions: torch.Tensor,
@@ -89,15 +89,15 @@ def promised_q_gain(
     action_low: torch.Tensor,
     action_high: torch.Tensor,
 ) -> torch.Tensor:
-    """Mean Q gain, in units of mean ``|Q|``, at the per-state optimum of the extraction objective.
+    """Each state's action at the optimum of the extraction objective, ``(n, action_dim)``, clipped.
 
-    Each ``teacher_actions (n, action_dim)`` row is moved, by ``TRUST_CHECK_STEPS`` Adam steps on
-    the action itself, to minimise ``extraction_alpha * ||a - t||^2 / action_dim - Q(s, a) / mean |Q(s, t)|``
-    (the extraction loss of one sample); returns ``mean(Q(s, a*) - Q(s, t)) / mean |Q(s, t)|`` ().
+    Each ``teacher_actions (n, action_dim)`` row ``t`` is moved, by ``TRUST_CHECK_STEPS`` Adam steps
+    on the action itself (no network), to minimise
+    ``extraction_alpha * ||a - t||^2 / action_dim - Q(s, a) / mean |Q(s, t)|``: the extraction loss
+    of one sample, so the result bounds what a student extracted at ``extraction_alpha`` reaches.
     """
     with torch.no_grad():
-        start_q = policy.critic.min_q(observations, teacher_actions)
-        scale = start_q.abs().mean().clamp_min(1e-6)
+        scale = policy.critic.min_q(observations, teacher_actions).abs().mean().clamp_min(1e-6)
     actions = teacher_actions.clone().requires_grad_(True)
     optimizer = torch.optim.Adam([actions], lr=1e-2)
     for _ in range(TRUST_CHECK_STEPS):
@@ -106,9 +106,16 @@ def promised_q_gain(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-    with torch.no_grad():
-        moved = policy.critic.min_q(observations, clip_actions(actions, action_low, action_high))
-        return (moved - start_q).mean() / scale
+    return clip_actions(actions.detach(), action_low, action_high)
+
+
+@torch.no_grad()
+def promised_q_gain(
+    policy: QIPOPolicy, observations: torch.Tensor, teacher_actions: torch.Tensor, optimum: torch.Tensor
+) -> torch.Tensor:
+    """The critic's promise: ``mean(Q(s, optimum) - Q(s, teacher)) / mean |Q(s, teacher)|`` (a scalar)."""
+    start_q = policy.critic.min_q(observations, teacher_actions)
+    return (policy.critic.min_q(observations, optimum) - start_q).mean() / start_q.abs().mean().clamp_min(1e-6)
 
 
 class OneStepDistillation:
@@ -174,9 +181,10 @@ class OneStepDistillation:
                 self.action_low,
                 self.action_high,
             ).clone()
-            self.promised_q_gain = promised_q_gain(
+            optimum = extraction_optimum(
                 self.policy, observations, teacher, self.extraction_alpha, self.action_low, self.action_high
             )
+            self.promised_q_gain = promised_q_gain(self.policy, observations, teacher, optimum)
             self.critic_trusted = bool(self.promised_q_gain <= self.extraction_trust_limit)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
