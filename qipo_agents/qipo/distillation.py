@@ -36,10 +36,10 @@ back. The critic is frozen here (its weights get no gradient): only the student 
 the same objective (gradient steps on the action itself, no network), and the mean Q gain found
 there, in units of mean ``|Q|``, is the critic's promise. A critic fitted on dataset actions alone
 has little evidence for large gains away from them: where it is right the optimum gains a few per
-cent (Walker2d medium: 0.03 at ``extraction_alpha=0.1``), where it misleads it promises tens of
-per cent (HalfCheetah medium-expert: 0.23; ``docs/benchmarks.md``). A promise above the limit
-turns the Q term off for the whole phase: the student is the plain copy. The check draws from a
-generator of its own, so a trusted extraction trains exactly as without the check.
+cent (Walker2d medium: 0.02 at ``extraction_alpha=0.1``), where it misleads it promises more
+(HalfCheetah medium-expert: 0.15, 0.44 on its medium half; ``docs/benchmarks.md``). A promise
+above the limit turns the Q term off for the whole phase: the student is the plain copy. The
+check draws from a generator of its own, so a trusted extraction trains exactly as without it.
 """
 
 from __future__ import annotations
