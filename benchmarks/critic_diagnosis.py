@@ -69,12 +69,11 @@ def discounted_returns(buffer: OfflineBuffer, rewards: np.ndarray, gamma: float)
 def usable_rows(buffer: OfflineBuffer, margin: int) -> np.ndarray:
     """Rows whose return-to-go is not cut short by a truncation within ``margin`` steps."""
     keep = np.ones(len(buffer), dtype=bool)
-    ends = np.flatnonzero(np.r_[buffer.episode_ids[1:] != buffer.episode_ids[:-1], True])
-    for end in ends[buffer.truncations[ends]]:
-        start = end
-        while start > 0 and buffer.episode_ids[start - 1] == buffer.episode_ids[end]:
-            start -= 1
-        keep[max(start, end - margin + 1) : end + 1] = False
+    lengths = buffer.episode_lengths()
+    ends = np.cumsum(lengths) - 1
+    for start, end in zip(ends - lengths + 1, ends):
+        if buffer.truncations[end]:
+            keep[max(start, end - margin + 1) : end + 1] = False
     return keep
 
 

@@ -58,17 +58,23 @@ from qipo_agents.qipo.support import SamplerConfig, clip_actions
 @dataclass(frozen=True)
 class DistillationLoss:
     """``distill_loss``: squared error to the teacher's actions; ``distill_relative_error``: the same
-    as a fraction of the teacher's action variance; ``extraction_q_gain``: mean
+    as a fraction of the teacher's action variance."""
+
+    distill_loss: torch.Tensor
+    distill_relative_error: torch.Tensor
+
+
+@dataclass(frozen=True)
+class ExtractionLoss(DistillationLoss):
+    """A Q-guided extraction's step: the copy's fields, and ``extraction_q_gain``: mean
     ``Q(s, g(s, z)) - Q(s, teacher(s, z))`` over the minibatch in units of its mean ``|Q|`` (how far
     the student has climbed the critic above the policy it copies; about 0 for a plain copy);
     ``extraction_critic_spread``: how much more the ensemble's Q-networks disagree at the student's
     actions than at the teacher's, the ratio of their mean ``max_k Q_k - min_k Q_k`` (1 for a plain
     copy; above 1 where the student leaves the data the critics agree on);
     ``extraction_promised_q_gain``: the critic's promise of the trust check (0 without one);
-    ``extraction_trusted``: 1 while the Q term is on, 0 for a plain copy."""
+    ``extraction_trusted``: 1 while the Q term is on, 0 where the trust check turned it off."""
 
-    distill_loss: torch.Tensor
-    distill_relative_error: torch.Tensor
     extraction_q_gain: torch.Tensor
     extraction_critic_spread: torch.Tensor
     extraction_promised_q_gain: torch.Tensor
@@ -196,7 +202,7 @@ class OneStepDistillation:
         self.promised_q_gain = state["promised_q_gain"].to(self.data.device)
         self.critic_trusted = bool(state["critic_trusted"])
 
-    def train_step(self) -> DistillationLoss:
+    def train_step(self) -> DistillationLoss | ExtractionLoss:
         indices = self.data.sample_indices(self.batch_size, self.generator)
         observations = self.data.observations[indices]  # (batch, obs_dim)
         noise = torch.randn(
@@ -205,6 +211,12 @@ class OneStepDistillation:
         teacher = self.sampler.sample(self.policy.actor_ema, observations, noise, self.guidance)
         # the sampler runs in inference mode; a clone is a plain tensor autograd may keep for backward
         target = clip_actions(teacher, self.action_low, self.action_high).clone()
+        relative_error_scale = target.var(dim=0).mean().clamp_min(1e-12)
+        if self.extraction_alpha is None:  # the plain copy: no critic in its step
+            with training_autocast(self.precision, target.device):
+                copy_loss = F.mse_loss(self.policy.one_step(observations, noise), target)
+            self.policy.update_one_step(copy_loss)
+            return DistillationLoss(copy_loss.detach(), copy_loss.detach() / relative_error_scale)
         with torch.no_grad():
             teacher_qs = self.policy.critic(observations, target)  # (n_critics, batch)
         teacher_q = teacher_qs.min(dim=0).values
@@ -220,11 +232,11 @@ class OneStepDistillation:
             loss = copy_loss
         self.policy.update_one_step(loss)
         with torch.no_grad():
-            relative_error = copy_loss.detach() / target.var(dim=0).mean().clamp_min(1e-12)
+            relative_error = copy_loss.detach() / relative_error_scale
             q_gain = (q.detach() - teacher_q).mean() / q_scale
             spread = (qs.max(dim=0).values - q).detach().mean()
             teacher_spread = (teacher_qs.max(dim=0).values - teacher_qs.min(dim=0).values).mean()
-        return DistillationLoss(
+        return ExtractionLoss(
             copy_loss.detach(),
             relative_error,
             q_gain,
