@@ -207,13 +207,11 @@ def check_start_checkpoint(config: TaskConfig, checkpoint: str | Path, changed: 
             f"critic phase only (step {critic_end}: checkpoints/{CHECKPOINT_PREFIX}_{critic_end}_steps.zip of its run)"
         )
     planned = {name: config.hyperparams.get(name, saved.get(name)) for name in ("behavior_steps", "critic_steps")}
-    # a setting the checkpoint does not hold (a file written before it existed) loads at its default
+    # a setting the checkpoint does not hold (a file written before it existed) loads at its default;
+    # a refinement setting the task leaves unset runs at its default too, whatever the checkpoint's run used
     defaults = {name: p.default for name, p in inspect.signature(agent_class.__init__).parameters.items()}
-    differs = {
-        name
-        for name, value in config.hyperparams.items()
-        if _plain(saved.get(name, defaults.get(name))) != _plain(value)
-    }
+    wanted = {name: defaults[name] for name in agent_class.refinement_settings} | dict(config.hyperparams)
+    differs = {name for name, value in wanted.items() if _plain(saved.get(name, defaults.get(name))) != _plain(value)}
     earlier = sorted(differs - agent_class.refinement_settings)
     earlier += sorted((changed or set()) - agent_class.refinement_settings - set(earlier))
     if earlier or planned != {name: schedule[name] for name in planned}:
@@ -223,7 +221,7 @@ def check_start_checkpoint(config: TaskConfig, checkpoint: str | Path, changed: 
             f"behaviour and critic phases: {listed}; only the refinement's settings may change "
             f"({', '.join(sorted(agent_class.refinement_settings))})"
         )
-    return {name: config.hyperparams[name] for name in differs}
+    return {name: wanted[name] for name in differs}
 
 
 def _plain(value: Any) -> Any:

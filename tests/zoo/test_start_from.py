@@ -170,3 +170,20 @@ def test_a_checkpoint_without_a_newer_setting_still_takes_it(finished_run, tiny_
     assert agent.extraction_alpha == 0.5 and agent.acts_in_one_step
     assert (agent.schedule.policy_steps, agent.schedule.distill_steps) == (0, 5)
     assert agent.num_timesteps == CRITIC_END + 5
+
+
+def test_a_refinement_setting_the_command_leaves_unset_is_not_inherited(finished_run, tiny_task_file):
+    """The command's settings decide what follows the critic: a checkpoint saved by a run with the
+    Q-guided extraction starts a plain copy when the command does not ask for the extraction."""
+    checkpoint = finished_run / "checkpoints" / f"qipo_{CRITIC_END}_steps.zip"
+
+    def with_extraction(raw):
+        data = json.loads(raw)
+        data["hyperparameters"].update(extraction_alpha=0.5, extraction_trust_limit=0.1)
+        return json.dumps(data)
+
+    rewrite_member(checkpoint, "data.json", with_extraction)
+    _start_from(finished_run, tiny_task_file, "distill_steps=5")
+    agent = QIPOFlow.load(finished_run.parent / "tiny-hopper_2" / "tiny-hopper.zip", device="cpu")
+    assert agent.extraction_alpha is None and agent.extraction_trust_limit is None
+    assert agent.acts_in_one_step and agent.schedule.distill_steps == 5
