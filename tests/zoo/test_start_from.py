@@ -161,7 +161,7 @@ def test_a_checkpoint_without_a_newer_setting_still_takes_it(finished_run, tiny_
 
     def without_extraction_alpha(raw):
         data = json.loads(raw)
-        del data["hyperparameters"]["extraction_alpha"]
+        del data["config"]["extraction_alpha"]
         return json.dumps(data)
 
     rewrite_member(checkpoint, "data.json", without_extraction_alpha)
