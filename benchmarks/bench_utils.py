@@ -6,7 +6,6 @@ The scripts import this module by name, so run them as files (``python benchmark
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import math
 import os
@@ -89,7 +88,7 @@ def load_qipo_config(spec: str) -> dict[str, dict[str, Any]]:
     """Constructor kwargs of each agent, ``{"flow": {...}, "diffusion": {...}}``.
 
     ``spec`` is a YAML/JSON file with top-level ``flow:`` and ``diffusion:`` mappings of
-    ``QIPO.__init__`` keyword arguments, or ``zoo:TASK[:PROFILE]`` to take the ``hyperparams`` the
+    ``QIPOConfig`` fields (the agents' keyword arguments), or ``zoo:TASK[:PROFILE]`` to take the ``hyperparams`` the
     packaged zoo resolves for that task and profile (default profile ``cpu``). Keys and values are
     validated like a zoo config (unknown keys and ``3e-4``-as-a-string are errors).
     """
@@ -129,7 +128,7 @@ def scale_to_budget(kwargs: dict[str, Any], steps: int, scale_renewals: bool = T
     kwargs = dict(kwargs)
     if scale_renewals:
         return kwargs
-    defaults = {name: p.default for name, p in inspect.signature(QIPO.__init__).parameters.items()}
+    defaults = {name: field.default for name, field in QIPO.config_class.model_fields.items()}
 
     def get(name: str) -> int:
         return int(kwargs.get(name, defaults.get(name)))

@@ -62,9 +62,7 @@ def score(agent, env, args: argparse.Namespace) -> dict[str, list[float]]:
 def with_actor_of(source, overrides: dict[str, Any], buffer, critic_steps: int):
     """A new agent of ``source``'s class and hyperparameters plus ``overrides``, holding ``source``'s
     actor, at the start of a critic phase of ``critic_steps`` steps."""
-    hyperparameters = source._hyperparameters()
-    for name in ("schedule", "tensorboard_log"):
-        hyperparameters.pop(name)
+    hyperparameters = {**dict(source.config), "verbose": source.verbose, "seed": source.seed}
     for name, value in overrides.items():  # dict overrides (policy_kwargs) update rather than replace
         current = hyperparameters.get(name)
         hyperparameters[name] = {**current, **value} if isinstance(current, dict) else value

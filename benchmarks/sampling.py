@@ -375,7 +375,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "agents": {
                 name: {
                     "model": {"flow": args.flow_model, "diffusion": args.diffusion_model}[name],
-                    "hyperparameters": agent._hyperparameters(),
+                    "hyperparameters": {
+                        **agent.config.model_dump(mode="json"),
+                        **{name: getattr(agent, name) for name in agent.run_settings},
+                        "schedule": agent.schedule.to_dict() if agent.schedule is not None else None,
+                    },
                 }
                 for name, agent in agents.items()
             },

@@ -249,7 +249,7 @@ class Phases:
         if with_bf16:  # the same phase objects (networks, data, support) stepping in bf16-mixed
             for name in STEP_ITEMS:
                 variant = copy.copy(self.steps[name])
-                variant.precision = "bf16-mixed"
+                variant.config = variant.config.replace(precision="bf16-mixed")
                 self.steps[f"{name}{BF16}"] = variant
         if with_iql:
             self.steps["iql"] = IQLStep(self.agent.buffer, kwargs, device)
@@ -282,7 +282,7 @@ class Phases:
         critic.sample_next_support(critic.data.next_observations[: self.start_cap])
         elapsed = (time.perf_counter() - start) * self.n / self.start_cap
         if setup:  # the critic's steps need a support set of the right shape; its values do not matter
-            shape = (self.n, critic.n_support_actions, self.agent.action_space.shape[0])
+            shape = (self.n, critic.config.n_support_actions, self.agent.action_space.shape[0])
             critic.next_support = torch.zeros(shape, device=self.agent.device)
         return elapsed
 

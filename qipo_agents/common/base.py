@@ -1,9 +1,10 @@
 """OfflineAlgorithm: the Stable-Baselines3 surface of an offline agent.
 
 ``learn / predict / save / load / get_parameters / set_parameters``, the SB3 logger and callbacks,
-seeding and device placement. Algorithms implement five hooks: ``_setup_model`` (build networks
-from the spaces), ``_train_step`` (one gradient step, returns a loss dataclass), ``_predict``
-(normalised observations to actions), ``_hyperparameters`` (constructor arguments to save) and
+seeding and device placement. An algorithm names its ``config_class`` (a frozen pydantic model of
+its hyperparameters: the constructor's keyword arguments build ``self.config``, saves hold it) and
+implements four hooks: ``_setup_model`` (build networks from the spaces), ``_train_step`` (one
+gradient step, returns a loss dataclass), ``_predict`` (normalised observations to actions) and
 ``_state`` / ``_load_state`` (what else a save holds).
 """
 
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import inspect
 import io
 import os
 import platform
@@ -21,11 +21,12 @@ import warnings
 from abc import ABC, abstractmethod
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
 import torch
+from pydantic import BaseModel, ValidationError
 from stable_baselines3.common.callbacks import (
     BaseCallback,
     CallbackList,
@@ -40,6 +41,7 @@ from qipo_agents.common.device import get_device
 from qipo_agents.common.evaluation import check_env_spaces
 from qipo_agents.common.interrupts import DeferredInterrupts, defer_interrupts
 from qipo_agents.common.save_format import read_save_file, write_save_file
+from qipo_agents.common.validation import settings_error
 from qipo_agents.data.buffer import OfflineBuffer
 from qipo_agents.data.sources import make_buffer
 from qipo_agents.errors import SaveFileError, SpaceMismatchError
@@ -70,9 +72,17 @@ class OfflineAlgorithm(ABC):
         seed: seeds Python, NumPy, torch and the agent's sampling generator.
         device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda:1"``...
         tensorboard_log: folder for TensorBoard event files (None: no TensorBoard).
+        hyperparameters: the fields of ``config_class``; the agent keeps them as ``self.config``.
+
+    ``agent.<hyperparameter>`` reads ``agent.config.<hyperparameter>``; assigning it
+    (``agent.best_of_n = 4``) replaces ``agent.config`` by a validated copy with that value.
     """
 
     policy_aliases = ("MlpPolicy",)
+    #: The frozen pydantic model of the algorithm's hyperparameters.
+    config_class: ClassVar[type[BaseModel]]
+    #: Constructor arguments a save holds beside the config (the run's, not the algorithm's).
+    run_settings = ("verbose", "seed", "tensorboard_log")
 
     def __init__(
         self,
@@ -83,11 +93,16 @@ class OfflineAlgorithm(ABC):
         device: str | torch.device = "auto",
         tensorboard_log: str | None = None,
         _init_setup_model: bool = True,
+        **hyperparameters: Any,
     ):
         if policy not in self.policy_aliases:
             raise ValueError(
                 f"unknown policy {policy!r}; use one of {self.policy_aliases} (shape it with policy_kwargs)"
             )
+        try:  # refused before any data is read
+            self.config = self.config_class(**hyperparameters)
+        except ValidationError as error:
+            raise settings_error(error, self.config_class) from None
         self.verbose, self.seed = verbose, seed
         self.device = get_device(device)
         self.tensorboard_log = tensorboard_log
@@ -127,10 +142,6 @@ class OfflineAlgorithm(ABC):
         algorithm's extra ``predict`` keywords."""
 
     @abstractmethod
-    def _hyperparameters(self) -> dict[str, Any]:
-        """Constructor keyword arguments that rebuild this agent (JSON-serialisable)."""
-
-    @abstractmethod
     def _state(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """``(json_state, tensor_state)``: what a save holds besides hyperparameters and spaces."""
 
@@ -145,6 +156,22 @@ class OfflineAlgorithm(ABC):
 
     def _load_training_state(self, json_state: dict[str, Any], tensor_state: dict[str, Any]) -> None:
         """Restore what :meth:`_training_state` returned (empty for files that hold none)."""
+
+    def __getattr__(self, name: str) -> Any:
+        # called only when normal lookup fails: a hyperparameter reads the config
+        config = self.__dict__.get("config")
+        if config is not None and name in type(config).model_fields:
+            return getattr(config, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if "config" in self.__dict__ and name in self.config_class.model_fields:
+            try:
+                value = self.config.replace(**{name: value})
+            except ValidationError as error:
+                raise settings_error(error, self.config_class) from None
+            name = "config"
+        super().__setattr__(name, value)
 
     # ------------------------------------------------------------------ SB3 plumbing
     @property
@@ -404,7 +431,8 @@ class OfflineAlgorithm(ABC):
         data = {
             "class": type(self).__name__,
             "qipo_agents_version": __version__,
-            "hyperparameters": self._hyperparameters(),
+            "config": self.config.model_dump(mode="json"),
+            **{name: getattr(self, name) for name in self.run_settings},
             "observation_space": box_to_dict(self.observation_space),
             "action_space": box_to_dict(self.action_space),
             "num_timesteps": self.num_timesteps,
@@ -460,23 +488,24 @@ class OfflineAlgorithm(ABC):
             print("== saved on ==", *(f"{k}: {v}" for k, v in data.get("system_info", {}).items()), sep="\n")
             print("== this system ==", *(f"{k}: {v}" for k, v in system_info().items()), sep="\n")
         agent_class = next((c for c in _all_subclasses(cls) if c.__name__ == saved_class), cls)
-        saved_hyperparameters = data.get("hyperparameters")
-        if not isinstance(saved_hyperparameters, dict):
-            raise SaveFileError(f"{path} is corrupt or incomplete: it holds no hyperparameters")
+        saved_config = data.get("config")
+        if not isinstance(saved_config, dict):
+            raise SaveFileError(f"{path} is corrupt or incomplete: it holds no config")
+        saved = {**saved_config, **{name: data.get(name) for name in agent_class.run_settings}}
         custom_objects = dict(custom_objects or {})
-        replaceable = set(saved_hyperparameters) | {"observation_space", "action_space"}
+        replaceable = set(saved) | {"observation_space", "action_space"}
         unknown = sorted(set(custom_objects) - replaceable)
         if unknown:
             raise KeyError(
                 f"custom_objects names {', '.join(unknown)}, which {path} does not hold; it can replace "
-                f"observation_space, action_space or a saved hyperparameter ({', '.join(sorted(saved_hyperparameters))})"
+                f"observation_space, action_space or a saved hyperparameter ({', '.join(sorted(saved))})"
             )
         for name in ("observation_space", "action_space"):
             if name in custom_objects:
                 data[name] = box_to_dict(custom_objects.pop(name))
-        saved_hyperparameters = {**saved_hyperparameters, **custom_objects}
-        known = set(inspect.signature(agent_class.__init__).parameters) - {"self", "policy", "dataset"}
-        unknown = sorted(set(saved_hyperparameters) - known)
+        saved = {**saved, **custom_objects}
+        known = {*agent_class.config_class.model_fields, *agent_class.run_settings}
+        unknown = sorted(set(saved) - known)
         if unknown:
             raise SaveFileError(
                 f"{path} was saved by qipo_agents {data.get('qipo_agents_version')} with hyperparameters this "
@@ -495,7 +524,7 @@ class OfflineAlgorithm(ABC):
                 None,
                 device=device,
                 _init_setup_model=False,
-                **{**saved_hyperparameters, **kwargs},
+                **{**saved, **kwargs},
             )
             agent.observation_space = box_from_dict(data["observation_space"])
             agent.action_space = box_from_dict(data["action_space"])

@@ -1,15 +1,17 @@
 """The save file: a zip with JSON metadata and one ``.pth`` per group of state dicts.
 
-Layout (format version 3)::
+Layout (format version 4)::
 
-    data.json        {"format": "qipo_agents", "format_version": 3, "class": ..., hyperparameters,
-                      spaces, scalers, counters, system info}
+    data.json        {"format": "qipo_agents", "format_version": 4, "class": ..., "config": the
+                      hyperparameters, verbose / seed / tensorboard_log, spaces, scalers, counters,
+                      training state (schedule, position, phase), system info}
     policy.pth       state dict of the policy (every network)
     optimizers.pth   {name: optimiser state dict}
     _version.txt     the qipo_agents version that wrote the file
 
 A file of another format version is refused with an error that names its format and the
-qipo_agents version that wrote it: formats before 3 were never released, so nothing migrates them.
+qipo_agents version that wrote it; nothing migrates older formats (format 3 held the
+hyperparameters as constructor arguments, before they had a typed config).
 
 Files are written atomically (a temporary file in the same folder, then ``os.replace``), so an
 interrupted save never leaves a truncated zip behind. Tensors are loaded with
@@ -31,7 +33,7 @@ from qipo_agents.common.atomic import atomic_write
 from qipo_agents.errors import SaveFileError
 
 FORMAT_NAME = "qipo_agents"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 
 
 def zip_path(path: str | os.PathLike) -> Path:
@@ -148,9 +150,9 @@ def _read_data(path: Any, archive: zipfile.ZipFile) -> dict[str, Any]:
         )
     if version < FORMAT_VERSION:
         raise SaveFileError(
-            f"{path} was written in save format {version} by qipo_agents {data.get('qipo_agents_version')}, "
-            f"a development version; this qipo_agents reads format {FORMAT_VERSION} only. Load it with the "
-            "version that wrote it, or train the agent again"
+            f"{path} was written in save format {version} by qipo_agents {data.get('qipo_agents_version')}; "
+            f"this qipo_agents reads format {FORMAT_VERSION} only. Load it with the version that wrote it, "
+            "or train the agent again"
         )
     return data
 

@@ -18,45 +18,27 @@ import numpy as np
 import torch
 
 from qipo_agents.common.base import OfflineAlgorithm
-from qipo_agents.common.precision import check_precision
 from qipo_agents.data.device_buffer import DeviceBuffer
 from qipo_agents.data.scalers import ObservationNormalizer, RewardScaler
 from qipo_agents.generative.paths import ProbabilityPath, make_path
 from qipo_agents.qipo.behavior import BehaviorWarmup
+from qipo_agents.qipo.config import QIPOConfig
 from qipo_agents.qipo.critic import ExpectileQLearning, InSupportSoftmaxQLearning
 from qipo_agents.qipo.distillation import OneStepDistillation
+from qipo_agents.qipo.phase import Phase
 from qipo_agents.qipo.policy import QIPOPolicy
 from qipo_agents.qipo.refinement import QWeightedRefinement
 from qipo_agents.qipo.schedule import BEHAVIOR, CRITIC, DISTILL, PHASES, PhaseSchedule
 from qipo_agents.qipo.support import SamplerConfig, clip_actions
 
-CRITIC_TYPES = ("in_support_softmax", "expectile")
-
-
-def _check_ranges(
-    at_least_one: dict[str, int],
-    non_negative: dict[str, float],
-    in_unit_interval: dict[str, float],
-    positive_fractions: dict[str, float],
-) -> None:
-    """Refuse out-of-range hyperparameters before any training: counts ``>= 1``, rates and scales
-    ``>= 0``, discounts in ``[0, 1]`` and Polyak rates in ``(0, 1]``."""
-    for name, value in at_least_one.items():
-        if value < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {value}")
-    for name, value in non_negative.items():
-        if not value >= 0.0:
-            raise ValueError(f"{name} must be >= 0, got {value}")
-    for name, value in in_unit_interval.items():
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f"{name} must lie in [0, 1], got {value}")
-    for name, value in positive_fractions.items():
-        if not 0.0 < value <= 1.0:
-            raise ValueError(f"{name} must lie in (0, 1], got {value}")
-
 
 class QIPO(OfflineAlgorithm):
     """Q-weighted Iterative Policy Optimisation (Zhang et al., ICLR 2025) over an offline dataset.
+
+    The hyperparameters below are keyword arguments, as in Stable-Baselines3, and the fields of
+    ``agent.config``, a frozen :class:`~qipo_agents.qipo.config.QIPOConfig` (typed, with its
+    ranges; ``agent.beta`` reads ``agent.config.beta``). Out-of-range values and settings that do
+    not go together are refused before any data is read.
 
     Training runs three phases one after another, on a schedule of gradient steps:
 
@@ -154,7 +136,6 @@ class QIPO(OfflineAlgorithm):
             products in bfloat16 (1.1-1.7x the float32 step rate on a CPU with AVX512-BF16),
             each network's output layer, the losses, weights and optimiser state in float32;
             sampling and acting stay float32 (:mod:`qipo_agents.common.precision`).
-        schedule: the phase split fixed by the first ``learn`` call; set by ``load``, leave None.
         policy_kwargs: actor/critic shapes: ``hidden_dims`` (512, 256, 128), ``architecture``
             (``"unet"`` or ``"mlp"``), ``embed_dim`` (128), ``critic_hidden_dims`` (256, 256, 256),
             ``n_critics`` (2: twin Q-networks; every use of Q takes the minimum over them),
@@ -168,179 +149,55 @@ class QIPO(OfflineAlgorithm):
         tensorboard_log: folder of TensorBoard logs (None: none), as in Stable-Baselines3.
     """
 
-    path_name = "ot"
-
-    #: Hyperparameters that change only what follows the critic (refinement, distillation, acting):
-    #: an agent saved at the end of its critic phase can go on with other values of these
-    #: (``qipo-zoo train --start-from``), the earlier phases' work stays valid.
-    refinement_settings = frozenset(
-        "beta min_effective_support n_support_actions include_dataset_action renew_interval n_support_states "
-        "policy_steps policy_batch_size policy_learning_rate policy_tau distill_steps distill_batch_size "
-        "distill_learning_rate extraction_alpha extraction_trust_limit one_step_acting n_sampling_steps solver "
-        "best_of_n acting_temperature sampling_chunk_size precision".split()
-    )
+    config_class = QIPOConfig
 
     def __init__(
         self,
         policy: str = "MlpPolicy",
         dataset: Any = None,
-        beta: float = 3.0,
-        guidance_max: float | None = None,
-        n_support_actions: int = 16,
-        include_dataset_action: bool = True,
-        renew_interval: int = 10_000,
-        min_effective_support: float | None = None,
-        n_support_states: int | None = None,
-        critic_type: str = "in_support_softmax",
-        alpha_q: float | None = None,
-        expectile: float = 0.7,
-        gamma: float = 0.99,
-        critic_tau: float = 0.005,
-        policy_tau: float = 0.005,
-        behavior_steps: int = 600_000,
-        critic_steps: int = 1_000_000,
-        policy_steps: int = 100_000,
-        behavior_batch_size: int = 4096,
-        critic_batch_size: int = 256,
-        policy_batch_size: int = 4096,
-        behavior_learning_rate: float = 1e-4,
-        critic_learning_rate: float = 3e-4,
-        policy_learning_rate: float = 1e-4,
-        distill_steps: int = 0,
-        distill_batch_size: int = 256,
-        distill_learning_rate: float = 3e-4,
-        extraction_alpha: float | None = None,
-        extraction_trust_limit: float | None = None,
-        one_step_acting: bool = True,
-        n_sampling_steps: int | None = None,
-        solver: str | None = None,
-        best_of_n: int = 1,
-        acting_temperature: float = 1.0,
-        normalize_observations: bool = False,
-        reward_scaling: str = "locomotion",
-        sampling_chunk_size: int = 16_384,
-        precision: str = "fp32",
-        policy_kwargs: dict[str, Any] | None = None,
-        path_kwargs: dict[str, Any] | None = None,
         verbose: int = 0,
         seed: int | None = None,
         device: str | torch.device = "auto",
         tensorboard_log: str | None = None,
-        schedule: dict[str, int] | None = None,
         _init_setup_model: bool = True,
+        **hyperparameters: Any,
     ):
-        if critic_type not in CRITIC_TYPES:
-            raise ValueError(f"unknown critic_type {critic_type!r}; choose one of {CRITIC_TYPES}")
-        if guidance_max is not None and not 0.0 <= beta <= guidance_max:
-            raise ValueError(f"beta={beta} must lie in [0, guidance_max={guidance_max}]")
-        if best_of_n < 1 or n_support_actions < 1 or renew_interval < 1:
-            raise ValueError("best_of_n, n_support_actions and renew_interval must be >= 1")
-        if not acting_temperature >= 0.0:
-            raise ValueError(
-                f"acting_temperature is a noise scale >= 0 (1 samples the policy), got {acting_temperature}"
-            )
-        if distill_steps < 0:
-            raise ValueError(f"distill_steps must be >= 0, got {distill_steps}")
-        if extraction_alpha is not None and not extraction_alpha > 0.0:
-            raise ValueError(
-                f"extraction_alpha weighs the copy term against the normalised Q term and must be > 0 "
-                f"(0.4 weighs them as TD3+BC's alpha of 2.5 does; None: a plain copy), got {extraction_alpha}"
-            )
-        if extraction_trust_limit is not None and not (extraction_alpha is not None and extraction_trust_limit > 0.0):
-            raise ValueError(
-                "extraction_trust_limit is the largest Q gain the critic may promise before the Q-guided "
-                "extraction falls back to a plain copy: it needs extraction_alpha and must be > 0 (a fraction "
-                f"of mean |Q|, e.g. 0.1), got {extraction_trust_limit} with extraction_alpha={extraction_alpha}"
-            )
-        if extraction_alpha is not None and distill_steps == 0:
-            raise ValueError(
-                "extraction_alpha shapes the one-step policy, which only distill_steps > 0 trains; "
-                "set distill_steps (the CPU recipe: 10000) or leave extraction_alpha None"
-            )
-        _check_ranges(
-            at_least_one={
-                "behavior_batch_size": behavior_batch_size,
-                "critic_batch_size": critic_batch_size,
-                "policy_batch_size": policy_batch_size,
-                "distill_batch_size": distill_batch_size,
-                "sampling_chunk_size": sampling_chunk_size,
-            },
-            non_negative={
-                "beta": beta,
-                "behavior_learning_rate": behavior_learning_rate,
-                "critic_learning_rate": critic_learning_rate,
-                "policy_learning_rate": policy_learning_rate,
-                "distill_learning_rate": distill_learning_rate,
-            },
-            in_unit_interval={"gamma": gamma},
-            positive_fractions={"critic_tau": critic_tau, "policy_tau": policy_tau},
-        )
-        if not 0.0 < expectile < 1.0:
-            raise ValueError(f"expectile is an asymmetry in (0, 1) (0.5: the mean; the recipe: 0.7), got {expectile}")
-        if min_effective_support is not None and not 0.0 < min_effective_support <= 1.0:
-            raise ValueError(
-                f"min_effective_support is a fraction of the support group in (0, 1], got {min_effective_support}"
-            )
-        self.min_effective_support = min_effective_support
-        self.beta, self.guidance_max = float(beta), guidance_max
-        self.n_support_actions, self.include_dataset_action = n_support_actions, include_dataset_action
-        self.renew_interval, self.n_support_states = renew_interval, n_support_states
-        self.critic_type, self.alpha_q, self.expectile = critic_type, alpha_q, expectile
-        self.gamma, self.critic_tau, self.policy_tau = gamma, critic_tau, policy_tau
-        self.behavior_steps, self.critic_steps, self.policy_steps = behavior_steps, critic_steps, policy_steps
-        self.behavior_batch_size, self.critic_batch_size = behavior_batch_size, critic_batch_size
-        self.policy_batch_size = policy_batch_size
-        self.behavior_learning_rate, self.critic_learning_rate = behavior_learning_rate, critic_learning_rate
-        self.policy_learning_rate = policy_learning_rate
-        self.distill_steps, self.distill_batch_size = distill_steps, distill_batch_size
-        self.distill_learning_rate, self.one_step_acting = distill_learning_rate, one_step_acting
-        self.extraction_alpha = None if extraction_alpha is None else float(extraction_alpha)
-        self.extraction_trust_limit = None if extraction_trust_limit is None else float(extraction_trust_limit)
-        self.n_sampling_steps, self.solver, self.best_of_n = n_sampling_steps, solver, best_of_n
-        self.acting_temperature = float(acting_temperature)
-        self.normalize_observations, self.reward_scaling = normalize_observations, reward_scaling
-        self.sampling_chunk_size = sampling_chunk_size
-        self.precision = check_precision(precision)
-        self.policy_kwargs, self.path_kwargs = dict(policy_kwargs or {}), dict(path_kwargs or {})
-        self.path: ProbabilityPath = make_path(self.path_name, **self.path_kwargs)
-        self.path.check_solver(solver, n_sampling_steps)
-        self.schedule = PhaseSchedule(**schedule) if schedule else None
-        if self.schedule is not None and self.schedule.distill_steps == 0 and distill_steps > 0:
-            # an agent trained without distillation, loaded with distill_steps: distil it next
-            self.schedule = dataclasses.replace(self.schedule, distill_steps=distill_steps)
-        self.observation_normalizer = ObservationNormalizer(enabled=normalize_observations)
-        self.reward_scaler = RewardScaler(reward_scaling)
+        self.schedule: PhaseSchedule | None = None
         self.policy: QIPOPolicy | None = None
         self.data: DeviceBuffer | None = None
-        self._phase: Any = None
+        self._phase: Phase | None = None
         self._schedule_position = 0
         self._saved_phase: tuple[str, dict[str, Any]] | None = None
         self._phase_started = time.perf_counter()
-        super().__init__(policy, dataset, verbose, seed, device, tensorboard_log, _init_setup_model)
+        super().__init__(policy, dataset, verbose, seed, device, tensorboard_log, _init_setup_model, **hyperparameters)
 
     # ------------------------------------------------------------------ setup
     def _setup_model(self) -> None:
+        config = self.config
         obs_dim, action_dim = self.observation_space.shape[0], self.action_space.shape[0]
+        self.path: ProbabilityPath = make_path(config.path_name, **config.path_kwargs)
+        self.observation_normalizer = ObservationNormalizer(enabled=config.normalize_observations)
+        self.reward_scaler = RewardScaler(config.reward_scaling)
         if self.buffer is not None:
-            if self.normalize_observations:
+            if config.normalize_observations:
                 self.observation_normalizer.fit(self.buffer)
             self.reward_scaler.fit(self.buffer)
-        kwargs = dict(self.policy_kwargs)
+        kwargs = dict(config.policy_kwargs)
         one_step_architecture = kwargs.pop("one_step_architecture", "field")
         self.policy = QIPOPolicy(
             obs_dim,
             action_dim,
-            guidance_max=self.guidance_max,
-            use_value_network=self.critic_type == "expectile",
-            actor_learning_rate=self.behavior_learning_rate,
-            critic_learning_rate=self.critic_learning_rate,
-            one_step_architecture=one_step_architecture if self.distill_steps > 0 else None,
+            guidance_max=config.guidance_max,
+            use_value_network=config.critic_type == "expectile",
+            actor_learning_rate=config.behavior_learning_rate,
+            critic_learning_rate=config.critic_learning_rate,
+            one_step_architecture=one_step_architecture if config.distill_steps > 0 else None,
             one_step_noise_time=self.path.noise_time,
-            one_step_guidance=self.beta,
-            one_step_learning_rate=self.distill_learning_rate,
+            one_step_guidance=config.beta,
+            one_step_learning_rate=config.distill_learning_rate,
             **kwargs,
         ).to(self.device)
-        self.sampler = SamplerConfig(self.path, self.n_sampling_steps, self.solver)
+        self.sampler = SamplerConfig(self.path, config.n_sampling_steps, config.solver)
         self.action_low = torch.as_tensor(self.action_space.low, dtype=torch.float32, device=self.device)
         self.action_high = torch.as_tensor(self.action_space.high, dtype=torch.float32, device=self.device)
         self._on_dataset_attached()
@@ -351,71 +208,25 @@ class QIPO(OfflineAlgorithm):
         if self.buffer is not None:
             self.data = DeviceBuffer(self.buffer, self.observation_normalizer, self.reward_scaler, self.device)
 
-    def _make_phase(self, name: str):
-        common = {"generator": self.generator, "precision": self.precision}
-        bounds = {"action_low": self.action_low, "action_high": self.action_high}
+    def _make_phase(self, name: str) -> Phase:
+        """The phase ``name`` of the schedule, on the agent's networks, data, sampler and config."""
+        inputs = (self.policy, self.data, self.sampler, self.config, self.generator, self.action_low, self.action_high)
+        interruptible = {"check_interrupt": self._raise_pending_interrupt}
         if name == BEHAVIOR:
-            self.policy.set_actor_learning_rate(self.behavior_learning_rate)
-            return BehaviorWarmup(
-                self.policy, self.data, self.path, self.behavior_batch_size, self.policy_tau, **common
-            )
-        if name == CRITIC and self.critic_type == "expectile":
-            return ExpectileQLearning(
-                self.policy,
-                self.data,
-                self.expectile,
-                self.gamma,
-                self.critic_tau,
-                self.critic_batch_size,
-                **common,
-            )
+            return BehaviorWarmup(*inputs)
+        if name == CRITIC and self.config.critic_type == "expectile":
+            return ExpectileQLearning(*inputs)
         if name == CRITIC:
             return InSupportSoftmaxQLearning(
-                self.policy,
-                self.data,
-                self.sampler,
-                self.n_support_actions,
-                self.beta if self.alpha_q is None else self.alpha_q,
-                self.gamma,
-                self.critic_tau,
-                self.critic_batch_size,
-                chunk_size=self.sampling_chunk_size,
-                n_support_transitions=self.critic_support_transitions,
-                check_interrupt=self._raise_pending_interrupt,
-                **bounds,
-                **common,
+                *inputs, n_support_transitions=self.critic_support_transitions, **interruptible
             )
         if name == DISTILL:
-            return OneStepDistillation(
-                self.policy,
-                self.data,
-                self.sampler,
-                self.beta,
-                self.distill_batch_size,
-                extraction_alpha=self.extraction_alpha,
-                extraction_trust_limit=self.extraction_trust_limit,
-                **bounds,
-                **common,
-            )
-        self.policy.set_actor_learning_rate(self.policy_learning_rate)
+            return OneStepDistillation(*inputs)
         return QWeightedRefinement(
-            self.policy,
-            self.data,
-            self.path,
-            self.sampler,
-            self.beta,
-            self.guidance_max,
-            self.n_support_actions,
-            self.include_dataset_action,
-            self.scheduled_renew_interval,
-            self.support_states_per_renewal,
-            self.policy_batch_size,
-            self.policy_tau,
-            chunk_size=self.sampling_chunk_size,
-            min_effective_support=self.min_effective_support,
-            check_interrupt=self._raise_pending_interrupt,
-            **bounds,
-            **common,
+            *inputs,
+            renew_interval=self.scheduled_renew_interval,
+            n_support_states=self.support_states_per_renewal,
+            **interruptible,
         )
 
     # ------------------------------------------------------------------ training
@@ -423,7 +234,10 @@ class QIPO(OfflineAlgorithm):
         # the first call fixes the schedule; later calls continue it (a refined agent keeps
         # refining), whatever reset_num_timesteps does to the logged step counter
         if self.schedule is None:
-            configured = PhaseSchedule(self.behavior_steps, self.critic_steps, self.policy_steps, self.distill_steps)
+            config = self.config
+            configured = PhaseSchedule(
+                config.behavior_steps, config.critic_steps, config.policy_steps, config.distill_steps
+            )
             self.schedule = configured if total_timesteps is None else configured.scaled_to(int(total_timesteps))
         if reset_num_timesteps:
             self.num_timesteps = 0
@@ -449,7 +263,7 @@ class QIPO(OfflineAlgorithm):
             phase.load_state_dict(saved[1])  # resume mid-phase: no second support draw
         else:
             # a TrainingSignal between two of its sampling chunks leaves from here: the agent keeps
-            # the phase of the step before (the actor learning rate _make_phase set is harmless:
+            # the phase of the step before (the actor learning rate the new phase set is harmless:
             # every phase that trains the actor sets its own)
             phase.start()
         self._phase, self._saved_phase, self._phase_started = phase, None, started
@@ -474,10 +288,11 @@ class QIPO(OfflineAlgorithm):
         from mostly the policy that drew the previous support: it pays for the samples without
         moving the target ``mu exp((l + 1) beta Q)`` on.
         """
-        if self.schedule is None or self.policy_steps == 0:
-            return self.renew_interval
-        scaled = round(self.renew_interval * self.schedule.policy_steps / self.policy_steps)
-        closest = min(self.renew_interval, max(1, round(1 / self.policy_tau)))
+        config = self.config
+        if self.schedule is None or config.policy_steps == 0:
+            return config.renew_interval
+        scaled = round(config.renew_interval * self.schedule.policy_steps / config.policy_steps)
+        closest = min(config.renew_interval, max(1, round(1 / config.policy_tau)))
         return max(scaled, closest)
 
     @property
@@ -500,13 +315,14 @@ class QIPO(OfflineAlgorithm):
         minibatches use (on CPU, 10000 states every 250 steps, or 40000 every 1000) have seeded
         results to reproduce.
         """
-        if self.schedule is None or self.schedule.policy_steps >= self.policy_steps:
-            return self.n_support_states
+        config = self.config
+        if self.schedule is None or self.schedule.policy_steps >= config.policy_steps:
+            return config.n_support_states
         # a renewal serves the steps up to the next one, or to the end of the shortened refinement
         steps_served = max(1, min(self.scheduled_renew_interval, self.schedule.policy_steps))
-        group_size = self.n_support_actions + int(self.include_dataset_action)
-        usable = math.ceil(steps_served * self.policy_batch_size / group_size)
-        return usable if self.n_support_states is None else min(self.n_support_states, usable)
+        group_size = config.n_support_actions + int(config.include_dataset_action)
+        usable = math.ceil(steps_served * config.policy_batch_size / group_size)
+        return usable if config.n_support_states is None else min(config.n_support_states, usable)
 
     @property
     def critic_support_transitions(self) -> int | None:
@@ -516,16 +332,16 @@ class QIPO(OfflineAlgorithm):
         minibatches can read over the phase, ``critic_steps x critic_batch_size``; they then come from
         these transitions only, and the one-off draw costs in proportion to the phase's steps.
         """
-        if self.schedule is None or self.schedule.critic_steps >= self.critic_steps:
+        if self.schedule is None or self.schedule.critic_steps >= self.config.critic_steps:
             return None
-        return self.schedule.critic_steps * self.critic_batch_size
+        return self.schedule.critic_steps * self.config.critic_batch_size
 
     @property
     def acts_in_one_step(self) -> bool:
         """Whether ``predict`` uses the distilled one-step policy: ``one_step_acting`` is on and the
         distillation phase has run to the end of the schedule (before that, the sampler acts)."""
         return (
-            self.one_step_acting
+            self.config.one_step_acting
             and self.policy.one_step is not None
             and self.schedule is not None
             and self.schedule.distill_steps > 0
@@ -558,13 +374,14 @@ class QIPO(OfflineAlgorithm):
 
     @torch.inference_mode()
     def _predict(self, observations: np.ndarray, deterministic: bool, guidance_scale: float | None = None):
+        config = self.config
         if guidance_scale is not None:
-            if self.guidance_max is None:
+            if config.guidance_max is None:
                 raise ValueError("guidance_scale needs an agent trained with guidance_max (beta as an input)")
-            if not 0.0 <= guidance_scale <= self.guidance_max:
-                raise ValueError(f"guidance_scale must lie in [0, {self.guidance_max}], got {guidance_scale}")
+            if not 0.0 <= guidance_scale <= config.guidance_max:
+                raise ValueError(f"guidance_scale must lie in [0, {config.guidance_max}], got {guidance_scale}")
         obs = torch.as_tensor(self.observation_normalizer.transform(observations), device=self.device)
-        n, n_candidates, action_dim = obs.shape[0], self.best_of_n, self.action_space.shape[0]
+        n, n_candidates, action_dim = obs.shape[0], config.best_of_n, self.action_space.shape[0]
         if deterministic:
             # zero noise (the noise distribution's mode) maps to the policy's central action, as
             # SB3's deterministic actions are the mean; further best-of-N candidates use fixed noise
@@ -574,13 +391,13 @@ class QIPO(OfflineAlgorithm):
             noise = noise.repeat(n, 1)
         else:
             noise = torch.randn(n * n_candidates, action_dim, device=self.device, generator=self.generator)
-            noise *= self.acting_temperature
+            noise *= config.acting_temperature
         repeated = obs.repeat_interleave(n_candidates, dim=0) if n_candidates > 1 else obs
-        guidance = self.beta if guidance_scale is None else float(guidance_scale)
+        guidance = config.beta if guidance_scale is None else float(guidance_scale)
         if self.acts_in_one_step:
-            if guidance_scale is not None and guidance_scale != self.beta:
+            if guidance_scale is not None and guidance_scale != config.beta:
                 raise ValueError(
-                    f"the one-step policy was distilled at beta={self.beta}; set one_step_acting=False "
+                    f"the one-step policy was distilled at beta={config.beta}; set one_step_acting=False "
                     "to act at another guidance_scale"
                 )
             actions = self.policy.one_step(repeated, noise)
@@ -607,21 +424,6 @@ class QIPO(OfflineAlgorithm):
         return export_policy(self, path, format)
 
     # ------------------------------------------------------------------ persistence
-    def _hyperparameters(self) -> dict[str, Any]:
-        names = (
-            "beta guidance_max n_support_actions include_dataset_action renew_interval min_effective_support "
-            "n_support_states "
-            "critic_type alpha_q expectile gamma critic_tau policy_tau behavior_steps critic_steps policy_steps "
-            "behavior_batch_size critic_batch_size policy_batch_size behavior_learning_rate critic_learning_rate "
-            "policy_learning_rate distill_steps distill_batch_size distill_learning_rate extraction_alpha "
-            "extraction_trust_limit one_step_acting "
-            "n_sampling_steps solver best_of_n acting_temperature normalize_observations reward_scaling "
-            "sampling_chunk_size precision policy_kwargs path_kwargs verbose seed tensorboard_log"
-        ).split()
-        params = {name: getattr(self, name) for name in names}
-        params["schedule"] = None if self.schedule is None else self.schedule.to_dict()
-        return params
-
     @classmethod
     def load(cls, path, *args, **kwargs):
         """Load a saved agent (:meth:`OfflineAlgorithm.load <qipo_agents.common.base.OfflineAlgorithm.load>`).
@@ -652,10 +454,19 @@ class QIPO(OfflineAlgorithm):
             name, phase_state = self._saved_phase
         else:
             name, phase_state = self.current_phase, None if self._phase is None else self._phase.state_dict()
-        json_state = {"schedule_position": self._schedule_position, "phase": name}
+        json_state = {
+            "schedule": None if self.schedule is None else self.schedule.to_dict(),
+            "schedule_position": self._schedule_position,
+            "phase": name,
+        }
         return json_state, ({} if phase_state is None else {"phase": phase_state})
 
     def _load_training_state(self, json_state: dict[str, Any], tensor_state: dict[str, Any]) -> None:
+        schedule = json_state.get("schedule")
+        self.schedule = None if schedule is None else PhaseSchedule(**schedule)
+        if self.schedule is not None and self.schedule.distill_steps == 0 and self.config.distill_steps > 0:
+            # an agent trained without distillation, loaded with distill_steps: distil it next
+            self.schedule = dataclasses.replace(self.schedule, distill_steps=self.config.distill_steps)
         self._schedule_position = int(json_state.get("schedule_position", self.num_timesteps))
         if json_state.get("phase") is not None and "phase" in tensor_state:
             self._saved_phase = (json_state["phase"], tensor_state["phase"])

@@ -12,7 +12,6 @@ Two estimators, both with an ensemble of Q-networks (twin by default), soft targ
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -20,9 +19,10 @@ import torch.nn.functional as F
 
 from qipo_agents.common.polyak import polyak_update
 from qipo_agents.common.precision import training_autocast
-from qipo_agents.data.device_buffer import DeviceBuffer, TransitionBatch
+from qipo_agents.data.device_buffer import TransitionBatch
+from qipo_agents.qipo.phase import Phase
 from qipo_agents.qipo.policy import QIPOPolicy
-from qipo_agents.qipo.support import SamplerConfig, clip_actions, rewind_on_interrupt, sample_support_actions
+from qipo_agents.qipo.support import clip_actions, rewind_on_interrupt, sample_support_actions
 
 
 @dataclass(frozen=True)
@@ -53,58 +53,26 @@ def _fit_q(
     return CriticLoss(loss.detach(), qs.min(dim=0).values.mean().detach(), target.mean())
 
 
-class InSupportSoftmaxQLearning:
+class InSupportSoftmaxQLearning(Phase):
     """QGPO's in-support softmax Q-learning.
 
-    ``V(s') = sum_j softmax_j(alpha_q Q̄(s', a'_j)) Q̄(s', a'_j)`` with ``a'_j ~ mu(.|s')``, j = 1..M.
+    ``V(s') = sum_j softmax_j(alpha_q Q̄(s', a'_j)) Q̄(s', a'_j)`` with ``a'_j ~ mu(.|s')``, j = 1..M
+    (``n_support_actions``; ``alpha_q`` None: ``beta``, as QGPO), drawn once from ``actor_ema``, the
+    warmed-up behaviour model, in float32.
 
     Args:
-        policy: the networks; ``actor_ema`` (the warmed-up behaviour model) draws the support.
-        data: the dataset on the device.
-        sampler: path and solver used to draw support actions.
-        n_support_actions: ``M``.
-        alpha_q: softmax inverse temperature over the support (QGPO uses the guidance scale).
-        gamma: discount.
-        tau: soft target update rate.
-        batch_size: transitions per step.
-        action_low, action_high: action bounds ``(action_dim,)``.
-        chunk_size: (state, action) pairs per sampling call.
-        precision: ``"fp32"``, or ``"bf16-mixed"`` for bfloat16 matrix products in the step
-            (:mod:`qipo_agents.common.precision`); the support is drawn in float32.
+        *phase: the :class:`~qipo_agents.qipo.phase.Phase` arguments.
         n_support_transitions: transitions whose next state gets support actions, drawn at random;
             the minibatches then come from these only. ``None`` (or at least the dataset's size):
             every transition, and the minibatches come from the whole dataset.
-        check_interrupt: called between the sampling chunks of the support draw; the
-            :class:`~qipo_agents.common.interrupts.TrainingSignal` it raises stops the draw, which
-            then leaves the phase and ``generator`` as it found them.
     """
 
     name = "critic"
 
-    def __init__(
-        self,
-        policy: QIPOPolicy,
-        data: DeviceBuffer,
-        sampler: SamplerConfig,
-        n_support_actions: int,
-        alpha_q: float,
-        gamma: float,
-        tau: float,
-        batch_size: int,
-        action_low: torch.Tensor,
-        action_high: torch.Tensor,
-        generator: torch.Generator,
-        chunk_size: int = 16_384,
-        precision: str = "fp32",
-        n_support_transitions: int | None = None,
-        check_interrupt: Callable[[], None] | None = None,
-    ):
-        self.policy, self.data, self.sampler = policy, data, sampler
-        self.precision, self.check_interrupt = precision, check_interrupt
-        self.n_support_actions, self.alpha_q, self.gamma, self.tau = n_support_actions, alpha_q, gamma, tau
-        self.batch_size, self.generator, self.chunk_size = batch_size, generator, chunk_size
-        self.action_low, self.action_high = action_low, action_high
+    def __init__(self, *phase, n_support_transitions: int | None = None, **phase_keywords):
+        super().__init__(*phase, **phase_keywords)
         self.n_support_transitions = n_support_transitions
+        self.alpha_q = self.config.beta if self.config.alpha_q is None else self.config.alpha_q
         self.transitions: torch.Tensor | None = None
         self.next_support: torch.Tensor | None = None
 
@@ -144,75 +112,53 @@ class InSupportSoftmaxQLearning:
             self.policy.actor_ema,
             self.sampler,
             next_observations,
-            self.n_support_actions,
+            self.config.n_support_actions,
             self.generator,
-            chunk_size=self.chunk_size,
+            chunk_size=self.config.sampling_chunk_size,
             guidance=0.0,
             check_interrupt=self.check_interrupt,
         )
         return clip_actions(actions, self.action_low, self.action_high)
 
     def train_step(self) -> CriticLoss:
+        config = self.config
         # when every transition has support these are the rows DeviceBuffer.sample would draw
         rows = torch.randint(
-            len(self.transitions), (self.batch_size,), device=self.data.device, generator=self.generator
+            len(self.transitions), (config.critic_batch_size,), device=self.data.device, generator=self.generator
         )
         batch = self.data.gather(self.transitions[rows])
-        with torch.no_grad(), training_autocast(self.precision, batch.rewards.device):
+        with torch.no_grad(), training_autocast(config.precision, batch.rewards.device):
             support = self.next_support[rows]  # (B, M, A)
             b, m, a = support.shape
             next_obs = batch.next_observations.repeat_interleave(m, dim=0)
             q_next = self.policy.critic_target.min_q(next_obs, support.reshape(b * m, a)).view(b, m)
             v_next = (torch.softmax(self.alpha_q * q_next, dim=-1) * q_next).sum(-1)
-            target = batch.rewards + self.gamma * batch.not_terminated * v_next
-        return _fit_q(self.policy, batch, target, self.tau, self.precision)
+            target = batch.rewards + config.gamma * batch.not_terminated * v_next
+        return _fit_q(self.policy, batch, target, config.critic_tau, config.precision)
 
 
-class ExpectileQLearning:
+class ExpectileQLearning(Phase):
     """IQL's critic: ``V`` regresses the ``expectile`` of ``Q̄(s, a)``; ``Q`` regresses ``r + gamma V(s')``.
 
-    Args:
-        policy: the networks (must have a ``value`` network).
-        data: the dataset on the device.
-        expectile: asymmetry ``tau_e`` in (0, 1); 0.5 is SARSA-like, near 1 approaches the max.
-        gamma, tau, batch_size, precision: as for :class:`InSupportSoftmaxQLearning`.
+    The policy must have a ``value`` network (``critic_type="expectile"`` builds it).
     """
 
     name = "critic"
 
-    def __init__(
-        self,
-        policy: QIPOPolicy,
-        data: DeviceBuffer,
-        expectile: float,
-        gamma: float,
-        tau: float,
-        batch_size: int,
-        generator: torch.Generator,
-        precision: str = "fp32",
-    ):
-        if policy.value is None:
+    def __init__(self, *phase, **phase_keywords):
+        super().__init__(*phase, **phase_keywords)
+        if self.policy.value is None:
             raise ValueError("the expectile critic needs a value network (use_value_network=True)")
-        self.policy, self.data, self.expectile = policy, data, expectile
-        self.gamma, self.tau, self.batch_size, self.generator = gamma, tau, batch_size, generator
-        self.precision = precision
-
-    def start(self) -> None:
-        """Nothing to prepare: expectile regression uses dataset actions only."""
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        """Nothing beyond the networks: a resumed phase needs no state of its own."""
-        return {}
-
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        """Nothing to restore (see :meth:`state_dict`)."""
 
     def train_step(self) -> CriticLoss:
-        batch = self.data.sample(self.batch_size, self.generator)
-        with training_autocast(self.precision, batch.rewards.device):
+        config = self.config
+        batch = self.data.sample(config.critic_batch_size, self.generator)
+        with training_autocast(config.precision, batch.rewards.device):
             with torch.no_grad():
                 q_target = self.policy.critic_target.min_q(batch.observations, batch.actions)
-                target = batch.rewards + self.gamma * batch.not_terminated * self.policy.value(batch.next_observations)
+                target = batch.rewards + config.gamma * batch.not_terminated * self.policy.value(
+                    batch.next_observations
+                )
             diff = q_target - self.policy.value(batch.observations)
-            value_loss = (torch.abs(self.expectile - (diff < 0).float()) * diff**2).mean()
-        return _fit_q(self.policy, batch, target, self.tau, self.precision, extra_loss=value_loss)
+            value_loss = (torch.abs(config.expectile - (diff < 0).float()) * diff**2).mean()
+        return _fit_q(self.policy, batch, target, config.critic_tau, config.precision, extra_loss=value_loss)

@@ -1,6 +1,22 @@
 """QIPODiffusion: QIPO with energy-weighted diffusion on the VP-SDE path (QIPO-Diff)."""
 
+from pydantic import Field
+
+from qipo_agents.generative.paths import VPPath
 from qipo_agents.qipo.algorithm import QIPO
+from qipo_agents.qipo.config import QIPOConfig, keyword_arguments
+
+VPPathKwargs = keyword_arguments("VPPathKwargs", VPPath.__init__)
+
+
+class QIPODiffusionConfig(QIPOConfig):
+    """The hyperparameters of :class:`QIPODiffusion`: :class:`~qipo_agents.qipo.config.QIPOConfig` on
+    the VP path, whose options ``path_kwargs`` holds."""
+
+    path_name = "vp"
+    path_kwargs: VPPathKwargs = Field(  # type: ignore[valid-type]
+        default_factory=dict, description="options of the VP path (e.g. beta_0, beta_1)"
+    )
 
 
 class QIPODiffusion(QIPO):
@@ -17,4 +33,4 @@ class QIPODiffusion(QIPO):
         agent.learn(total_timesteps=1_000_000)
     """
 
-    path_name = "vp"
+    config_class = QIPODiffusionConfig

@@ -50,9 +50,9 @@ import torch
 import torch.nn.functional as F
 
 from qipo_agents.common.precision import training_autocast
-from qipo_agents.data.device_buffer import DeviceBuffer
+from qipo_agents.qipo.phase import Phase
 from qipo_agents.qipo.policy import QIPOPolicy
-from qipo_agents.qipo.support import SamplerConfig, clip_actions
+from qipo_agents.qipo.support import clip_actions
 
 
 @dataclass(frozen=True)
@@ -124,51 +124,23 @@ def promised_q_gain(
     return (policy.critic.min_q(observations, optimum) - start_q).mean() / start_q.abs().mean().clamp_min(1e-6)
 
 
-class OneStepDistillation:
+class OneStepDistillation(Phase):
     """Regression of the one-step policy on the multi-step sampler's actions, optionally Q-guided.
 
-    Args:
-        policy: the networks; ``one_step`` is trained, ``actor_ema`` is the teacher.
-        data: the dataset on the device (its states are the regression inputs).
-        sampler: path and solver the teacher acts with (the agent's own).
-        guidance: the guidance scale the teacher acts at (the agent's ``beta``; used only by a
-            guidance-conditioned actor).
-        batch_size: (state, noise) pairs per step.
-        extraction_alpha: weight of the copy term against the normalised Q term (module
-            docstring); None: a plain copy, no Q term.
-        extraction_trust_limit: the largest promised Q gain (module docstring) at which the
-            extraction goes ahead; above it the phase is a plain copy. None: no check.
-        action_low: lower action bounds ``(action_dim,)``; teacher actions are clipped as acting clips them.
-        action_high: upper action bounds ``(action_dim,)``.
-        generator: random source for minibatches and noise.
-        precision: ``"fp32"``, or ``"bf16-mixed"`` for bfloat16 matrix products in the student's
-            step (:mod:`qipo_agents.common.precision`); the teacher samples in float32.
+    ``one_step`` is trained on ``distill_batch_size`` (state, noise) pairs per step; ``actor_ema``
+    is the teacher, acting with the agent's own sampler at its ``beta`` (used only by a
+    guidance-conditioned actor). ``extraction_alpha`` and ``extraction_trust_limit`` are those of
+    the module docstring; their None makes the phase a plain copy.
     """
 
     name = "distill"
 
-    def __init__(
-        self,
-        policy: QIPOPolicy,
-        data: DeviceBuffer,
-        sampler: SamplerConfig,
-        guidance: float,
-        batch_size: int,
-        action_low: torch.Tensor,
-        action_high: torch.Tensor,
-        generator: torch.Generator,
-        extraction_alpha: float | None = None,
-        extraction_trust_limit: float | None = None,
-        precision: str = "fp32",
-    ):
-        if policy.one_step is None:
+    def __init__(self, *phase, **phase_keywords):
+        super().__init__(*phase, **phase_keywords)
+        if self.policy.one_step is None:
             raise ValueError("the policy has no one-step network: build it with distill_steps > 0")
-        self.policy, self.data, self.sampler, self.guidance = policy, data, sampler, guidance
-        self.batch_size, self.action_low, self.action_high = batch_size, action_low, action_high
-        self.generator, self.precision, self.extraction_alpha = generator, precision, extraction_alpha
-        self.extraction_trust_limit = extraction_trust_limit
-        self.promised_q_gain = torch.zeros((), device=data.device)
-        self.critic_trusted = extraction_alpha is not None
+        self.promised_q_gain = torch.zeros((), device=self.data.device)
+        self.critic_trusted = self.config.extraction_alpha is not None
         # the critic's training ended with its phase: gradients reach the student's actions only
         self.policy.critic.requires_grad_(False)
 
@@ -177,21 +149,20 @@ class OneStepDistillation:
         with a trust limit, ask the critic what it promises. Every step then asks the teacher for
         fresh (noise, action) pairs."""
         self.policy.one_step.initialise_from(self.policy.actor_ema)
-        if self.extraction_alpha is not None and self.extraction_trust_limit is not None:
+        alpha, trust_limit = self.config.extraction_alpha, self.config.extraction_trust_limit
+        if alpha is not None and trust_limit is not None:
             own = torch.Generator(device=self.data.device).manual_seed(0)  # leaves the run's stream alone
             indices = torch.randint(len(self.data), (TRUST_CHECK_STATES,), generator=own, device=self.data.device)
             observations = self.data.observations[indices]
             noise = torch.randn(len(indices), self.policy.one_step.action_dim, generator=own, device=self.data.device)
             teacher = clip_actions(
-                self.sampler.sample(self.policy.actor_ema, observations, noise, self.guidance),
+                self.sampler.sample(self.policy.actor_ema, observations, noise, self.config.beta),
                 self.action_low,
                 self.action_high,
             ).clone()
-            optimum = extraction_optimum(
-                self.policy, observations, teacher, self.extraction_alpha, self.action_low, self.action_high
-            )
+            optimum = extraction_optimum(self.policy, observations, teacher, alpha, self.action_low, self.action_high)
             self.promised_q_gain = promised_q_gain(self.policy, observations, teacher, optimum)
-            self.critic_trusted = bool(self.promised_q_gain <= self.extraction_trust_limit)
+            self.critic_trusted = bool(self.promised_q_gain <= trust_limit)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """The trust check's outcome; beyond it, the networks and the generator the agent saves: a
@@ -203,31 +174,32 @@ class OneStepDistillation:
         self.critic_trusted = bool(state["critic_trusted"])
 
     def train_step(self) -> DistillationLoss | ExtractionLoss:
-        indices = self.data.sample_indices(self.batch_size, self.generator)
+        config = self.config
+        indices = self.data.sample_indices(config.distill_batch_size, self.generator)
         observations = self.data.observations[indices]  # (batch, obs_dim)
         noise = torch.randn(
             len(indices), self.policy.one_step.action_dim, device=observations.device, generator=self.generator
         )
-        teacher = self.sampler.sample(self.policy.actor_ema, observations, noise, self.guidance)
+        teacher = self.sampler.sample(self.policy.actor_ema, observations, noise, config.beta)
         # the sampler runs in inference mode; a clone is a plain tensor autograd may keep for backward
         target = clip_actions(teacher, self.action_low, self.action_high).clone()
         relative_error_scale = target.var(dim=0).mean().clamp_min(1e-12)
-        if self.extraction_alpha is None:  # the plain copy: no critic in its step
-            with training_autocast(self.precision, target.device):
+        if config.extraction_alpha is None:  # the plain copy: no critic in its step
+            with training_autocast(config.precision, target.device):
                 copy_loss = F.mse_loss(self.policy.one_step(observations, noise), target)
             self.policy.update_one_step(copy_loss)
             return DistillationLoss(copy_loss.detach(), copy_loss.detach() / relative_error_scale)
         with torch.no_grad():
             teacher_qs = self.policy.critic(observations, target)  # (n_critics, batch)
         teacher_q = teacher_qs.min(dim=0).values
-        with training_autocast(self.precision, target.device):
+        with training_autocast(config.precision, target.device):
             actions = self.policy.one_step(observations, noise)
             copy_loss = F.mse_loss(actions, target)
             qs = self.policy.critic(observations, clip_actions(actions, self.action_low, self.action_high)).float()
         q = qs.min(dim=0).values  # (batch,), the ensemble's minimum as every use of Q takes it
         q_scale = q.detach().abs().mean().clamp_min(1e-6)
         if self.critic_trusted:
-            loss = self.extraction_alpha * copy_loss - q.mean() / q_scale
+            loss = config.extraction_alpha * copy_loss - q.mean() / q_scale
         else:
             loss = copy_loss
         self.policy.update_one_step(loss)

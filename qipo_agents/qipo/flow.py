@@ -1,6 +1,13 @@
 """QIPOFlow: QIPO with energy-weighted flow matching on the optimal-transport path (QIPO-OT)."""
 
 from qipo_agents.qipo.algorithm import QIPO
+from qipo_agents.qipo.config import QIPOConfig
+
+
+class QIPOFlowConfig(QIPOConfig):
+    """The hyperparameters of :class:`QIPOFlow`: :class:`~qipo_agents.qipo.config.QIPOConfig` on the OT path."""
+
+    path_name = "ot"
 
 
 class QIPOFlow(QIPO):
@@ -20,4 +27,4 @@ class QIPOFlow(QIPO):
         agent.save("hopper_qipo")
     """
 
-    path_name = "ot"
+    config_class = QIPOFlowConfig

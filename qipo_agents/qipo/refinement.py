@@ -20,18 +20,15 @@ label ``b``, so label ``b`` targets ``mu(a|s) exp(b Q(s, a)) / Z`` for every ``b
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 import torch
 
 from qipo_agents.common.precision import training_autocast
-from qipo_agents.data.device_buffer import DeviceBuffer
 from qipo_agents.generative.losses import energy_weighted_loss
-from qipo_agents.generative.paths import ProbabilityPath
 from qipo_agents.generative.weights import effective_sample_size, energy_weights, trust_region_beta
-from qipo_agents.qipo.policy import QIPOPolicy
-from qipo_agents.qipo.support import SamplerConfig, clip_actions, rewind_on_interrupt, sample_support_actions
+from qipo_agents.qipo.phase import Phase
+from qipo_agents.qipo.support import clip_actions, rewind_on_interrupt, sample_support_actions
 
 
 @dataclass(frozen=True)
@@ -57,76 +54,38 @@ class SupportSet:
     betas: torch.Tensor
 
 
-class QWeightedRefinement:
-    """The refinement phase.
+class QWeightedRefinement(Phase):
+    """The refinement phase: ``actor`` is trained at ``policy_learning_rate`` on
+    ``policy_batch_size`` (state, support action) pairs per step; ``actor_ema`` (rate ``policy_tau``)
+    acts and draws the support, ``n_support_actions`` actions per state (plus the dataset action with
+    ``include_dataset_action``), weighted at ``beta`` (or lower, under ``min_effective_support``).
+
+    A guidance-conditioned actor (``guidance_max`` set; paper, Appendix F.2) draws its support at
+    the label ``b = 0``, and each (state, action) pair gets a label ``b ~ U[0, guidance_max]`` and
+    the weights ``softmax(b Q)``, so the target at label ``b`` is ``pi(a|s, 0) exp(b Q(s, a))``.
+    Label 0 trains on its own samples and stays the behaviour policy, so ``guidance_scale=b`` acts
+    with ``mu(a|s) exp(b Q(s, a)) / Z``.
 
     Args:
-        policy: the networks; ``actor`` is trained, ``actor_ema`` (rate ``tau``) acts and draws
-            the support.
-        data: the dataset on the device.
-        path: the probability path.
-        sampler: path and solver used to draw support actions.
-        beta: guidance scale of the weights (inverse temperature on Q).
-        guidance_max: for a guidance-conditioned actor (paper, Appendix F.2): support is drawn at
-            the label ``b = 0``, each (state, action) pair gets a label ``b ~ U[0, guidance_max]``
-            and the weights ``softmax(b Q)``, so the target at label ``b`` is
-            ``pi(a|s, 0) exp(b Q(s, a))``. Label 0 trains on its own samples and stays the
-            behaviour policy, so ``guidance_scale=b`` acts with ``mu(a|s) exp(b Q(s, a)) / Z``.
-        n_support_actions: ``M``, actions sampled per state at each renewal.
-        include_dataset_action: add the dataset action to each group (Algorithm 2), ``K = M + 1``.
-        renew_interval: steps between renewals (``K_renew`` epochs, in gradient steps).
+        *phase: the :class:`~qipo_agents.qipo.phase.Phase` arguments.
+        renew_interval: steps between renewals (``K_renew`` in gradient steps; the agent's
+            :attr:`~qipo_agents.qipo.algorithm.QIPO.scheduled_renew_interval`).
         n_support_states: states per renewal, drawn at random; ``None`` (or at least the dataset's
             size) renews every state. Between renewals minibatches come from these states only.
-        batch_size: (state, support action) pairs per step.
-        min_effective_support: trust region: the fraction of each group, in ``(0, 1]``, that must
-            stay effective (Kish ESS / K) under the weights; ``None`` weights every state at ``beta``.
-        tau: Polyak rate of ``actor_ema``.
-        action_low, action_high: action bounds ``(action_dim,)``.
-        chunk_size: (state, action) pairs per sampling call.
-        precision: ``"fp32"``, or ``"bf16-mixed"`` for bfloat16 matrix products in the step
-            (:mod:`qipo_agents.common.precision`); renewals sample and score in float32.
-        check_interrupt: called between the sampling chunks of a renewal; the
-            :class:`~qipo_agents.common.interrupts.TrainingSignal` it raises stops the renewal,
-            which then leaves the phase and ``generator`` as it found them.
     """
 
     name = "policy"
 
-    def __init__(
-        self,
-        policy: QIPOPolicy,
-        data: DeviceBuffer,
-        path: ProbabilityPath,
-        sampler: SamplerConfig,
-        beta: float,
-        guidance_max: float | None,
-        n_support_actions: int,
-        include_dataset_action: bool,
-        renew_interval: int,
-        n_support_states: int | None,
-        batch_size: int,
-        tau: float,
-        action_low: torch.Tensor,
-        action_high: torch.Tensor,
-        generator: torch.Generator,
-        chunk_size: int = 16_384,
-        min_effective_support: float | None = None,
-        precision: str = "fp32",
-        check_interrupt: Callable[[], None] | None = None,
-    ):
-        self.policy, self.data, self.path, self.sampler = policy, data, path, sampler
-        self.beta, self.guidance_max = beta, guidance_max
-        self.n_support_actions, self.include_dataset_action = n_support_actions, include_dataset_action
+    def __init__(self, *phase, renew_interval: int, n_support_states: int | None, **phase_keywords):
+        super().__init__(*phase, **phase_keywords)
+        self.policy.set_actor_learning_rate(self.config.policy_learning_rate)
         self.renew_interval, self.n_support_states = renew_interval, n_support_states
-        self.batch_size, self.tau, self.generator, self.chunk_size = batch_size, tau, generator, chunk_size
-        self.action_low, self.action_high = action_low, action_high
-        self.min_effective_support = min_effective_support
-        self.precision, self.check_interrupt = precision, check_interrupt
         self.support: SupportSet | None = None
         self.steps_since_renewal = 0
         self.n_renewals = 0
 
     def start(self) -> None:
+        """Draw the first support set."""
         self.renew()
 
     def state_dict(self) -> dict[str, torch.Tensor]:
@@ -150,7 +109,7 @@ class QWeightedRefinement:
 
         Nothing changes until the draw is complete: a TrainingSignal between two sampling chunks
         leaves the previous support, the counters and the generator as they were."""
-        n = len(self.data)
+        config, n = self.config, len(self.data)
         with rewind_on_interrupt(self.generator):
             if self.n_support_states is None or self.n_support_states >= n:
                 indices = torch.arange(n, device=self.data.device)
@@ -161,28 +120,28 @@ class QWeightedRefinement:
                 self.policy.actor_ema,
                 self.sampler,
                 observations,
-                self.n_support_actions,
+                config.n_support_actions,
                 self.generator,
-                chunk_size=self.chunk_size,
+                chunk_size=config.sampling_chunk_size,
                 # a guidance-conditioned actor tilts its b = 0 (behaviour) samples at every label b
-                guidance=self.beta if self.guidance_max is None else 0.0,
+                guidance=config.beta if config.guidance_max is None else 0.0,
                 check_interrupt=self.check_interrupt,
             )
-        if self.include_dataset_action:
+        if config.include_dataset_action:
             actions = torch.cat([actions, self.data.actions[indices].unsqueeze(1)], dim=1)
         n_states, k, action_dim = actions.shape
         q_values = torch.empty(n_states, k, device=actions.device)
-        states_per_chunk = max(1, self.chunk_size // k)
+        states_per_chunk = max(1, config.sampling_chunk_size // k)
         for start in range(0, n_states, states_per_chunk):
             obs = observations[start : start + states_per_chunk]
             acts = clip_actions(actions[start : start + states_per_chunk], self.action_low, self.action_high)
             q = self.policy.critic.min_q(obs.repeat_interleave(k, dim=0), acts.reshape(-1, action_dim))
             q_values[start : start + obs.shape[0]] = q.view(obs.shape[0], k)
-        max_beta = self.beta if self.guidance_max is None else self.guidance_max
-        if self.min_effective_support is None:
+        max_beta = config.beta if config.guidance_max is None else config.guidance_max
+        if config.min_effective_support is None:
             betas = torch.full((n_states,), max_beta, device=actions.device)
         else:
-            betas = trust_region_beta(-q_values, max_beta, self.min_effective_support)
+            betas = trust_region_beta(-q_values, max_beta, config.min_effective_support)
         self.support = SupportSet(indices, actions, q_values, betas)
         self.steps_since_renewal = 0
         self.n_renewals += 1
@@ -192,28 +151,27 @@ class QWeightedRefinement:
             self.renew()
         support = self.support
         n_states, k, _ = support.actions.shape
-        rows = torch.randint(n_states, (self.batch_size,), device=self.data.device, generator=self.generator)
-        cols = torch.randint(k, (self.batch_size,), device=self.data.device, generator=self.generator)
+        batch_size, guidance_max = self.config.policy_batch_size, self.config.guidance_max
+        rows = torch.randint(n_states, (batch_size,), device=self.data.device, generator=self.generator)
+        cols = torch.randint(k, (batch_size,), device=self.data.device, generator=self.generator)
         beta, guidance = support.betas[rows], None
-        if self.guidance_max is not None:
-            guidance = self.guidance_max * torch.rand(
-                self.batch_size, device=self.data.device, generator=self.generator
-            )
+        if guidance_max is not None:
+            guidance = guidance_max * torch.rand(batch_size, device=self.data.device, generator=self.generator)
             beta = torch.minimum(support.betas[rows], guidance)
         # energy E = -Q: each pair's weight is normalised over its state's whole group of K actions
         group_weights = energy_weights(-support.q_values[rows], beta.unsqueeze(1))
         weights = group_weights.gather(1, cols.unsqueeze(1)).squeeze(1)
-        with training_autocast(self.precision, weights.device):
+        with training_autocast(self.config.precision, weights.device):
             loss = energy_weighted_loss(
                 self.policy.actor,
-                self.path,
+                self.sampler.path,
                 support.actions[rows, cols],
                 weights,
                 condition=self.data.observations[support.state_indices[rows]],
                 guidance=guidance,
                 generator=self.generator,
             )
-        self.policy.update_actor(loss, self.tau)
+        self.policy.update_actor(loss, self.config.policy_tau)
         self.steps_since_renewal += 1
         return PolicyLoss(
             loss.detach(),

@@ -6,7 +6,7 @@ task name to a block; the ``default`` block applies to every task::
 
     default:                       # every field of TaskConfig except datasets / env ...
       eval_freq: 50000
-      hyperparams:                 # keyword arguments of QIPO.__init__
+      hyperparams:                 # fields of the agent's config (QIPOConfig)
         beta: 3.0
       cpu:                         # profile block: used when training without CUDA
         hyperparams:
@@ -28,40 +28,45 @@ block, with its profile blocks, applies right after the packaged one, by the sam
 (``default`` → user ``default`` → task → ``default.<profile>`` → user ``default.<profile>`` → ...).
 
 The files are read with :class:`ZooYAMLLoader` (``3e-4`` is a number, as in YAML 1.2). Every
-layer is validated before it is merged: unknown keys (with close matches) and wrong types (values
-are checked by pydantic against the type hints, strictly: no boolean or quoted number for a
-number) raise :class:`~qipo_agents.errors.ConfigError` naming the file (or ``--hyperparams``), the task
-and the key; ``hyperparams`` keys are checked against the signature of ``QIPO.__init__`` (and
-``policy_kwargs`` / ``path_kwargs`` against the network and path constructors), and the values
-against QIPO's own argument checks, so a typo fails before any data is loaded.
+value of every layer is validated before it is merged, strictly, by the field it sets: a
+:class:`TaskConfig` field, or a field of the agent's config (:class:`~qipo_agents.qipo.config.QIPOConfig`,
+``policy_kwargs`` and ``path_kwargs`` entries included). Unknown keys (with close matches), wrong
+types (no boolean or quoted number for a number) and out-of-range values raise
+:class:`~qipo_agents.errors.ConfigError` naming the file (or ``--hyperparams``), the task and the
+key. The merged hyperparameters are then checked together by the same config; a combination it
+refuses is blamed on the layer that set the refused keys last, which the merge recorded. So a typo
+fails before any data is loaded.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-import functools
 import importlib.resources
-import inspect
-import math
 import re
-import types
-import typing
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Union
+from typing import Annotated, Any
 
 import yaml
-from pydantic import BeforeValidator, Strict, StrictBool, StrictFloat, StrictStr, TypeAdapter, ValidationError
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic.dataclasses import dataclass
 
+from qipo_agents.common.validation import (
+    Integer,
+    describe_value,
+    did_you_mean,
+    error_location,
+    explain,
+    validate_setting,
+)
 from qipo_agents.errors import ConfigError
 
 ALGOS = ("flow", "diffusion")
 PROFILES = ("cpu", "gpu")
 DEFAULT_BLOCK = "default"
 
-# QIPO.__init__ arguments the zoo sets itself (from the command line or the run folder).
+# agent arguments the zoo sets itself (from the command line or the run folder)
 _RESERVED_HYPERPARAMS = {
     "policy": "the zoo always uses 'MlpPolicy'",
     "dataset": "set the task's `datasets`, or pass --dataset",
@@ -69,29 +74,28 @@ _RESERVED_HYPERPARAMS = {
     "device": "pass --device",
     "verbose": "pass --verbose",
     "tensorboard_log": "the zoo logs TensorBoard events into the run folder",
-    "schedule": "the phase schedule is computed from behavior_steps / critic_steps / policy_steps",
-    "_init_setup_model": "internal",
-}
-# QIPOPolicy arguments QIPO fills in from the data and its own hyperparameters.
-_POLICY_ARGS_SET_BY_QIPO = {
-    "obs_dim",
-    "action_dim",
-    "guidance_max",
-    "use_value_network",
-    "actor_learning_rate",
-    "critic_learning_rate",
-    "one_step_learning_rate",
 }
 
 
-def _run_field(
-    default: Any = dataclasses.MISSING, minimum: int | None = None, factory: Any = dataclasses.MISSING
-) -> Any:
-    """A field a profile block (``cpu:`` / ``gpu:``) may override."""
-    return field(default=default, default_factory=factory, metadata={"profile": True, "minimum": minimum})
+def _reference_pair(value: Any) -> Any:
+    if value is not None and not (isinstance(value, (list, tuple)) and len(value) == 2):
+        raise ValueError(f"expected a list of 2 numbers or null, got {value!r}")
+    return None if value is None else tuple(value)
 
 
-@dataclass(frozen=True)
+def _random_below_expert(value: tuple[float, float] | None) -> tuple[float, float] | None:
+    if value is not None and not value[1] > value[0]:
+        raise ValueError(f"the expert return must exceed the random return, got {list(value)}")
+    return value
+
+
+def _some_dataset(value: tuple[str, ...]) -> tuple[str, ...]:
+    if not value:
+        raise ValueError("lists no dataset")
+    return value
+
+
+@dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 class TaskConfig:
     """One task, resolved for one agent (``algo``) and one compute profile.
 
@@ -123,28 +127,31 @@ class TaskConfig:
             the paper evaluate.
         checkpoint_freq: gradient steps between checkpoints (0: only on interruption).
         log_interval: gradient steps between logger dumps.
-        hyperparams: keyword arguments of ``QIPO.__init__``.
+        hyperparams: the hyperparameters the task sets, fields of the agent's config (the others
+            keep their defaults).
     """
 
     name: str
     algo: str
     profile: str
-    datasets: tuple[str, ...]
+    datasets: Annotated[tuple[str, ...], AfterValidator(_some_dataset)]
     env: str
     description: str = ""
-    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    env_kwargs: dict[str, Any] = Field(default_factory=dict)
     env_package: str | None = None
     env_from_dataset: bool = False
-    reference_scores: tuple[float, float] | None = None
-    n_timesteps: int | None = _run_field(None, minimum=1)
-    eval_freq: int = _run_field(50_000, minimum=0)
-    n_eval_episodes: int = _run_field(10, minimum=1)
-    n_final_eval_episodes: int = _run_field(10, minimum=0)
-    n_eval_envs: int = _run_field(1, minimum=1)
-    deterministic_eval: bool = _run_field(False)
-    checkpoint_freq: int = _run_field(50_000, minimum=0)
-    log_interval: int = _run_field(1_000, minimum=1)
-    hyperparams: dict[str, Any] = _run_field(factory=dict)
+    reference_scores: Annotated[
+        tuple[float, float] | None, BeforeValidator(_reference_pair), AfterValidator(_random_below_expert)
+    ] = None
+    n_timesteps: Integer | None = Field(None, ge=1)
+    eval_freq: Integer = Field(50_000, ge=0)
+    n_eval_episodes: Integer = Field(10, ge=1)
+    n_final_eval_episodes: Integer = Field(10, ge=0)
+    n_eval_envs: Integer = Field(1, ge=1)
+    deterministic_eval: bool = False
+    checkpoint_freq: Integer = Field(50_000, ge=0)
+    log_interval: Integer = Field(1_000, ge=1)
+    hyperparams: dict[str, Any] = Field(default_factory=dict)
 
     @property
     def agent_class(self) -> type:
@@ -156,9 +163,9 @@ class TaskConfig:
         distillation's included)."""
         if self.n_timesteps is not None:
             return self.n_timesteps
-        defaults = _qipo_defaults()
+        fields = self.agent_class.config_class.model_fields
         return sum(
-            int(self.hyperparams.get(name, defaults[name]))
+            int(self.hyperparams.get(name, fields[name].default))
             for name in ("behavior_steps", "critic_steps", "policy_steps", "distill_steps")
         )
 
@@ -197,13 +204,10 @@ def zoo_yaml_load(text: str) -> Any:
 # Keys of a task block: TaskConfig's fields minus those the zoo fills in, plus the profile blocks.
 _IMPLICIT_FIELDS = ("name", "algo", "profile")
 _TASK_KEYS = tuple(f.name for f in dataclasses.fields(TaskConfig) if f.name not in _IMPLICIT_FIELDS)
-_PROFILE_KEYS = tuple(f.name for f in dataclasses.fields(TaskConfig) if f.metadata.get("profile"))
-_RUN_KEYS = tuple(key for key in _PROFILE_KEYS if key != "hyperparams")  # budget, evaluation, checkpoints
+# budget, evaluation, checkpoints: what a profile block may set besides hyperparams
+_RUN_KEYS = _TASK_KEYS[_TASK_KEYS.index("n_timesteps") : _TASK_KEYS.index("hyperparams")]
+_PROFILE_KEYS = (*_RUN_KEYS, "hyperparams")
 _REQUIRED_KEYS = ("datasets", "env")
-
-
-def _field_types() -> dict[str, Any]:
-    return typing.get_type_hints(TaskConfig)
 
 
 def agent_class(algo: str) -> type:
@@ -216,42 +220,6 @@ def agent_class(algo: str) -> type:
     return classes[algo]
 
 
-def _qipo_defaults() -> dict[str, Any]:
-    from qipo_agents.qipo.algorithm import QIPO
-
-    return {
-        name: p.default for name, p in inspect.signature(QIPO.__init__).parameters.items() if p.default is not p.empty
-    }
-
-
-def hyperparameter_types() -> dict[str, Any]:
-    """``{name: type hint}`` of every ``QIPO.__init__`` argument a zoo config may set."""
-    from qipo_agents.qipo.algorithm import QIPO
-
-    hints = typing.get_type_hints(QIPO.__init__)
-    names = [n for n in inspect.signature(QIPO.__init__).parameters if n != "self" and n not in _RESERVED_HYPERPARAMS]
-    return {name: hints.get(name, Any) for name in names}
-
-
-def _signature_types(func, skip: set[str]) -> dict[str, Any]:
-    hints = typing.get_type_hints(func)
-    names = [n for n in inspect.signature(func).parameters if n != "self" and n not in skip]
-    return {name: hints.get(name, Any) for name in names}
-
-
-def _nested_kwarg_types(algo: str) -> dict[str, dict[str, Any]]:
-    """Accepted keys and types of the dict-valued hyperparameters ``policy_kwargs`` and ``path_kwargs``."""
-    from qipo_agents.generative.paths import OptimalTransportPath, VPPath
-    from qipo_agents.qipo.policy import QIPOPolicy
-
-    path_class = {"ot": OptimalTransportPath, "vp": VPPath}[agent_class(algo).path_name]
-    return {
-        "policy_kwargs": _signature_types(QIPOPolicy.__init__, _POLICY_ARGS_SET_BY_QIPO),
-        "path_kwargs": _signature_types(path_class.__init__, set()),
-    }
-
-
-# ---------------------------------------------------------------------------------------------- value checks
 class ConfigLocation:
     """Where a value comes from, for error messages: ``zoo/flow.yml, task hopper-medium (cpu profile)``."""
 
@@ -270,137 +238,39 @@ class ConfigLocation:
         return ConfigError(f"{self}, key {key}: {message}" if key else f"{self}: {message}")
 
 
-def _describe(value: Any) -> str:
-    kind = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list", dict: "a mapping"}
-    return f"{kind.get(type(value), type(value).__name__)} {value!r}" if value is not None else "null"
-
-
-def _hint_name(hint: Any) -> str:
-    if hint is Any:
-        return "any value"
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (Union, types.UnionType):
-        return " or ".join(_hint_name(a) for a in args)
-    if hint is type(None):
-        return "null"
-    if origin in (list, tuple, Sequence) or hint in (list, tuple):
-        if origin is tuple and args and args[-1] is not Ellipsis:
-            kinds = {_hint_name(a).removeprefix("a ").removeprefix("an ") for a in args}
-            return f"a list of {len(args)} {kinds.pop()}s" if len(kinds) == 1 else f"a list of {len(args)} values"
-        inner = _hint_name(args[0]).removeprefix("a ").removeprefix("an ") if args else "value"
-        return f"a list of {inner}s"
-    if origin is dict or hint is dict:
-        return "a mapping"
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}.get(hint, str(hint))
-
-
-def _integral(value: Any) -> Any:
-    """``100000.0`` (YAML's ``1e5``) -> ``100000``; anything else is left to the integer check."""
-    return int(value) if isinstance(value, float) and value.is_integer() else value
-
-
-_Integer = Annotated[int, BeforeValidator(_integral), Strict()]
-_STRICT_LEAVES = {bool: StrictBool, int: _Integer, float: StrictFloat, str: StrictStr}
-_EXPECTED = {
-    "int_type": "an integer",
-    "float_type": "a number",
-    "bool_type": "a boolean",
-    "string_type": "a string",
-    "list_type": "a list",
-    "tuple_type": "a list",
-    "dict_type": "a mapping",
-}
-
-
-def _strict(hint: Any) -> Any:
-    """``hint`` for pydantic with strict leaves (no boolean or numeric string for a number, no
-    number for a string; integral floats are integers) inside lax containers (a YAML list is a tuple)."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (Union, types.UnionType):
-        return Union[tuple(_strict(a) for a in args)]  # noqa: UP007 - built from a tuple of hints
-    if origin in (list, Sequence):
-        return list[_strict(args[0]) if args else Any]
-    if origin is tuple:
-        return tuple[tuple(a if a is Ellipsis else _strict(a) for a in args)]
-    if origin is dict:
-        return dict[_strict(args[0]), _strict(args[1])] if args else dict
-    return _STRICT_LEAVES.get(hint, hint)
-
-
-@functools.cache
-def _adapter(hint: Any) -> TypeAdapter:
-    return TypeAdapter(_strict(hint))
-
-
-def check_value(value: Any, hint: Any, where: ConfigLocation, key: str) -> Any:
-    """``value`` validated by pydantic against the type ``hint`` (and normalised: ints to floats,
-    lists to tuples); a mismatch is a :class:`ConfigError` naming the key and what was expected."""
+# ---------------------------------------------------------------------------------------------- value checks
+def _check(owner: type, key: str, value: Any, where: ConfigLocation) -> Any:
+    """``value`` of the field ``key`` of ``owner`` (TaskConfig or an agent's config), validated
+    strictly; a refusal is a :class:`ConfigError` naming the key (``policy_kwargs.hidden_dims[1]``)."""
     try:
-        return _adapter(hint).validate_python(value)
+        return validate_setting(owner, key, value)
     except ValidationError as error:
-        raise _value_error(error.errors()[0], value, hint, where, key) from None
-
-
-def _value_error(error: dict[str, Any], value: Any, hint: Any, where: ConfigLocation, key: str) -> ConfigError:
-    path = key + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"])
-    if error["type"] in ("missing", "too_short", "too_long"):  # a fixed-size list of the wrong length
-        return where.error(key, f"expected {_hint_name(hint)}, got {value!r}")
-    found = error["input"]
-    expected = _EXPECTED.get(error["type"])
-    if expected in ("an integer", "a number") and isinstance(found, str) and _is_number(found):
-        return where.error(path, f"{found!r} is quoted, so YAML reads a string; write {found.strip()}")
-    if expected is None:
-        return where.error(path, f"{error['msg']}, got {_describe(found)}")
-    return where.error(path, f"expected {expected}, got {_describe(found)}")
-
-
-def _is_number(text: str) -> bool:
-    try:
-        return math.isfinite(float(text))
-    except ValueError:
-        return False
+        first = error.errors()[0]
+        first = {**first, "loc": (key, *first["loc"])}
+        raise where.error(error_location(first), explain(first, owner)) from None
 
 
 def _unknown_key(key: str, valid: Sequence[str], where: ConfigLocation, what: str) -> ConfigError:
-    close = difflib.get_close_matches(str(key), list(valid), n=3)
-    hint = f"; did you mean {' or '.join(close)}?" if close else ""
-    return where.error(str(key), f"unknown {what}{hint} (valid: {', '.join(valid)})")
+    return where.error(str(key), f"unknown {what}{did_you_mean(key, valid)} (valid: {', '.join(valid)})")
 
 
-def check_hyperparams(raw: Any, algo: str, where: ConfigLocation, prefix: str = "") -> dict[str, Any]:
-    """Keys checked against ``QIPO.__init__`` and values against their type hints."""
+def check_hyperparams(raw: Any, algo: str, where: ConfigLocation) -> dict[str, Any]:
+    """A ``hyperparams`` block: keys checked against the fields of ``algo``'s config, each value
+    validated strictly by its field."""
     if not isinstance(raw, Mapping):
-        raise where.error(
-            prefix.rstrip(".") or "hyperparams", f"expected a mapping of QIPO arguments, got {_describe(raw)}"
-        )
-    types_ = hyperparameter_types()
-    nested = _nested_kwarg_types(algo)
+        raise where.error("hyperparams", f"expected a mapping of QIPO arguments, got {describe_value(raw)}")
+    config_class = agent_class(algo).config_class
     checked: dict[str, Any] = {}
     for key, value in raw.items():
         if key in _RESERVED_HYPERPARAMS:
-            raise where.error(f"{prefix}{key}", f"is not set in a zoo config: {_RESERVED_HYPERPARAMS[key]}")
+            raise where.error(key, f"is not set in a zoo config: {_RESERVED_HYPERPARAMS[key]}")
         if key in _RUN_KEYS:
             raise where.error(
-                f"{prefix}{key}", "is a run setting, not a QIPO hyperparameter: set it beside `hyperparams`, not in it"
+                key, "is a run setting, not a QIPO hyperparameter: set it beside `hyperparams`, not in it"
             )
-        if key not in types_:
-            raise _unknown_key(key, list(types_), where, "QIPO hyperparameter")
-        value = check_value(value, types_[key], where, f"{prefix}{key}")
-        if key in nested and value is not None:
-            value = _check_nested(value, nested[key], where, f"{prefix}{key}")
-        checked[key] = value
-    return checked
-
-
-def _check_nested(
-    value: Mapping[str, Any], accepted: dict[str, Any], where: ConfigLocation, name: str
-) -> dict[str, Any]:
-    """Entries of ``policy_kwargs`` / ``path_kwargs`` checked against the constructor they are passed to."""
-    checked = {}
-    for key, item in value.items():
-        if key not in accepted:
-            raise _unknown_key(f"{name}.{key}", [f"{name}.{n}" for n in accepted], where, f"{name} entry")
-        checked[key] = check_value(item, accepted[key], where, f"{name}.{key}")
+        if key not in config_class.model_fields:
+            raise _unknown_key(key, list(config_class.model_fields), where, "QIPO hyperparameter")
+        checked[key] = _check(config_class, key, value, where)
     return checked
 
 
@@ -409,61 +279,58 @@ def _check_block(raw: Any, algo: str, where: ConfigLocation, allowed: Sequence[s
     if raw is None:
         return {}
     if not isinstance(raw, Mapping):
-        raise where.error(None, f"expected a mapping of settings, got {_describe(raw)}")
-    hints = _field_types()
+        raise where.error(None, f"expected a mapping of settings, got {describe_value(raw)}")
     checked: dict[str, Any] = {}
     for key, value in raw.items():
         if key in PROFILES and key in allowed:
             checked[key] = value  # validated when that profile is resolved
-            continue
-        if key not in allowed:
+        elif key not in allowed:
             if key in PROFILES or key in _TASK_KEYS:
                 raise where.error(str(key), "cannot be set in a profile block (only run settings and hyperparams)")
-            if key in hyperparameter_types():
+            if key in agent_class(algo).config_class.model_fields:
                 raise where.error(str(key), "is a QIPO hyperparameter: set it in the block's `hyperparams:`")
             raise _unknown_key(key, list(allowed), where, "key")
-        if key == "hyperparams":
+        elif key == "hyperparams":
             checked[key] = check_hyperparams(value, algo, where)
-            continue
-        value = check_value(value, hints[key], where, key)
-        minimum = next(f.metadata.get("minimum") for f in dataclasses.fields(TaskConfig) if f.name == key)
-        if minimum is not None and value is not None and value < minimum:
-            raise where.error(key, f"must be >= {minimum}, got {value}")
-        if key == "reference_scores" and value is not None and not value[1] > value[0]:
-            raise where.error(key, f"the expert return must exceed the random return, got {list(value)}")
-        if key == "datasets" and not value:
-            raise where.error(key, "lists no dataset")
-        checked[key] = value
+        else:
+            checked[key] = _check(TaskConfig, key, value, where)
     return checked
 
 
-def _merge(layers: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    merged: dict[str, Any] = {"hyperparams": {}}
-    for layer in layers:
-        for key, value in layer.items():
-            if key in PROFILES:
-                continue
-            if key == "hyperparams":
-                merged["hyperparams"].update(value)
-            else:
-                merged[key] = value
-    return merged
+@dataclasses.dataclass
+class _Merged:
+    """Layers merged key by key, and for each hyperparameter the layer that set it last: its
+    ``(layer index, location)``, so a refusal of the merged values is blamed by a lookup."""
 
+    run_fields: dict[str, Any] = dataclasses.field(default_factory=dict)
+    hyperparams: dict[str, Any] = dataclasses.field(default_factory=dict)
+    set_by: dict[str, tuple[int, ConfigLocation]] = dataclasses.field(default_factory=dict)
 
-def _semantic_problem(config: TaskConfig) -> str | None:
-    """What QIPO's own argument checks (critic type, solver, reward scaling...) refuse in
-    ``config``, run without data or networks; None when it passes them."""
-    try:
-        config.agent_class("MlpPolicy", None, seed=0, device="cpu", _init_setup_model=False, **config.hyperparams)
-    except (ValueError, TypeError) as error:
-        return str(error)
-    return None
+    @classmethod
+    def of(cls, layers: Sequence[tuple[ConfigLocation, Mapping[str, Any]]]) -> _Merged:
+        merged = cls()
+        for index, (where, layer) in enumerate(layers):
+            for key, value in layer.items():
+                if key == "hyperparams":
+                    merged.hyperparams.update(value)
+                    merged.set_by.update(dict.fromkeys(value, (index, where)))
+                elif key not in PROFILES:
+                    merged.run_fields[key] = value
+        return merged
 
-
-def _check_semantics(config: TaskConfig, where: ConfigLocation) -> None:
-    problem = _semantic_problem(config)
-    if problem is not None:
-        raise where.error(None, f"invalid hyperparameters: {problem}")
+    def check_together(self, algo: str, fallback: ConfigLocation) -> None:
+        """Validate the hyperparameters together (the combinations the agent's config refuses);
+        the error names the layer that set the refused keys last, and those keys."""
+        try:
+            agent_class(algo).config_class.model_validate(self.hyperparams)
+        except ValidationError as error:
+            first = error.errors()[0]
+            involved = [key for key in first.get("ctx", {}).get("fields", ()) if key in self.set_by]
+            if not involved:
+                raise fallback.error(None, explain(first)) from None
+            last = max(self.set_by[key][0] for key in involved)
+            keys = [key for key in involved if self.set_by[key][0] == last]
+            raise self.set_by[keys[0]][1].error(", ".join(keys), explain(first)) from None
 
 
 # ---------------------------------------------------------------------------------------------- files
@@ -481,7 +348,7 @@ class ZooFile:
         if algo not in ALGOS:
             raise ConfigError(f"unknown algo {algo!r}; choose one of {', '.join(ALGOS)}")
         if not isinstance(raw, Mapping):
-            raise ConfigError(f"{source}: expected a mapping of task names to settings, got {_describe(raw)}")
+            raise ConfigError(f"{source}: expected a mapping of task names to settings, got {describe_value(raw)}")
         for key in raw:
             if not isinstance(key, str):
                 raise ConfigError(f"{source}: task names must be strings, got {key!r}")
@@ -542,30 +409,36 @@ class ZooFile:
         source, block = self._tasks[task]
         base_keys = (*_TASK_KEYS, *PROFILES)
         defaults = [
-            (file, _check_block(raw, self.algo, ConfigLocation(file, DEFAULT_BLOCK), base_keys))
+            (
+                ConfigLocation(file, DEFAULT_BLOCK),
+                _check_block(raw, self.algo, ConfigLocation(file, DEFAULT_BLOCK), base_keys),
+            )
             for file, raw in self._defaults
         ]
-        entry = _check_block(block, self.algo, ConfigLocation(source, task), base_keys)
-        default_profiles = [
-            _check_block(default.get(profile), self.algo, ConfigLocation(file, DEFAULT_BLOCK, profile), _PROFILE_KEYS)
-            for file, default in defaults
-        ]
-        task_profile = _check_block(entry.get(profile), self.algo, ConfigLocation(source, task, profile), _PROFILE_KEYS)
-        layers = [*(default for _, default in defaults), entry, *default_profiles, task_profile]
-        command_line = check_overrides(overrides, self.algo) if overrides else {}
-        merged = _merge([*layers, command_line])
-        if datasets is not None:
-            merged["datasets"] = check_value(list(datasets), list[str], ConfigLocation("--dataset"), "datasets")
         where = ConfigLocation(source, task)
+        entry = _check_block(block, self.algo, where, base_keys)
+        default_profiles = [
+            (
+                location := ConfigLocation(at.source, DEFAULT_BLOCK, profile),
+                _check_block(default.get(profile), self.algo, location, _PROFILE_KEYS),
+            )
+            for at, default in defaults
+        ]
+        task_where = ConfigLocation(source, task, profile)
+        task_profile = _check_block(entry.get(profile), self.algo, task_where, _PROFILE_KEYS)
+        layers = [*defaults, (where, entry), *default_profiles, (task_where, task_profile)]
+        if overrides:
+            layers.append((ConfigLocation("--hyperparams"), check_overrides(overrides, self.algo)))
+        merged = _Merged.of(layers)
+        if datasets is not None:
+            merged.run_fields["datasets"] = _check(TaskConfig, "datasets", list(datasets), ConfigLocation("--dataset"))
         for key in _REQUIRED_KEYS:
-            if key not in merged:
+            if key not in merged.run_fields:
                 raise where.error(key, "is required (set it in the task's block)")
-        config = _build(merged, name=task, algo=self.algo, profile=profile)
-        problem = _semantic_problem(config)
-        if problem is not None:
-            file_hyperparams = _merge(layers)["hyperparams"]
-            raise _blame(config, problem, file_hyperparams, list(command_line.get("hyperparams", {})), where)
-        return config
+        merged.check_together(self.algo, where)
+        return TaskConfig(
+            name=task, algo=self.algo, profile=profile, **merged.run_fields, hyperparams=merged.hyperparams
+        )
 
     def resolve_all(self, profile: str) -> dict[str, TaskConfig]:
         return {task: self.resolve(task, profile) for task in self.tasks}
@@ -579,57 +452,24 @@ def _parse_yaml(text: str, source: str) -> Any:
     return {} if raw is None else raw
 
 
-def _blame(
-    config: TaskConfig,
-    problem: str,
-    file_hyperparams: Mapping[str, Any],
-    overridden: Sequence[str],
-    where: ConfigLocation,
-) -> ConfigError:
-    """The error of a config QIPO refuses, located where the refused values were set: in
-    ``--hyperparams`` when the files' own values give another verdict (the key named when putting
-    that one key back to the files' value makes the config valid), else in the task's file."""
-
-    def problem_without(keys: Sequence[str]) -> str | None:
-        hyperparams = {k: v for k, v in config.hyperparams.items() if k not in keys}
-        hyperparams.update({k: file_hyperparams[k] for k in keys if k in file_hyperparams})
-        return _semantic_problem(dataclasses.replace(config, hyperparams=hyperparams))
-
-    if overridden and problem_without(overridden) != problem:
-        culprits = [key for key in overridden if problem_without([key]) is None]
-        return ConfigLocation("--hyperparams").error(", ".join(culprits) or None, f"invalid hyperparameters: {problem}")
-    return where.error(None, f"invalid hyperparameters: {problem}")
-
-
-def _build(values: Mapping[str, Any], **implicit: str) -> TaskConfig:
-    values = dict(values)
-    values["datasets"] = tuple(values["datasets"])
-    if values.get("reference_scores") is not None:
-        values["reference_scores"] = tuple(values["reference_scores"])
-    return TaskConfig(**implicit, **values)
-
-
 def check_overrides(overrides: Mapping[str, Any], algo: str) -> dict[str, Any]:
     """Command-line settings split into run fields and hyperparameters, validated like the YAML."""
     where = ConfigLocation("--hyperparams")
-    run_keys = list(_RUN_KEYS)
-    qipo_keys = list(hyperparameter_types())
+    qipo_keys = list(agent_class(algo).config_class.model_fields)
     run_fields: dict[str, Any] = {}
     hyperparams: dict[str, Any] = {}
     for key, value in overrides.items():
-        if key in run_keys:
+        if key in _RUN_KEYS:
             run_fields[key] = value
         elif key in _TASK_KEYS:
             raise where.error(key, "is part of the task, not a hyperparameter (use --dataset for the data)")
         elif key in qipo_keys or key in _RESERVED_HYPERPARAMS:
             hyperparams[key] = value
         else:
-            close = difflib.get_close_matches(str(key), run_keys + qipo_keys, n=3)
-            hint = f"; did you mean {' or '.join(close)}?" if close else ""
             raise where.error(
                 str(key),
-                f"unknown run setting or QIPO hyperparameter{hint} "
-                f"(run settings: {', '.join(run_keys)}; QIPO hyperparameters: {', '.join(qipo_keys)})",
+                f"unknown run setting or QIPO hyperparameter{did_you_mean(key, [*_RUN_KEYS, *qipo_keys])} "
+                f"(run settings: {', '.join(_RUN_KEYS)}; QIPO hyperparameters: {', '.join(qipo_keys)})",
             )
     checked = _check_block(run_fields, algo, where, _PROFILE_KEYS)
     checked["hyperparams"] = check_hyperparams(hyperparams, algo, where)
@@ -668,11 +508,12 @@ def task_from_dict(data: Mapping[str, Any], source: str) -> TaskConfig:
     algo, profile = data["algo"], data["profile"]
     if algo not in ALGOS or profile not in PROFILES:
         raise where.error(None, f"unknown algo {algo!r} or profile {profile!r}")
-    fields_ = {k: v for k, v in data.items() if k in _TASK_KEYS}
-    checked = _check_block(fields_, algo, ConfigLocation(source, str(data["name"])), _TASK_KEYS)
-    config = _build(checked, name=str(data["name"]), algo=algo, profile=profile)
-    _check_semantics(config, where)
-    return config
+    fields = {k: v for k, v in data.items() if k in _TASK_KEYS}
+    checked = _Merged.of([(where, _check_block(fields, algo, ConfigLocation(source, str(data["name"])), _TASK_KEYS))])
+    checked.check_together(algo, where)
+    return TaskConfig(
+        name=str(data["name"]), algo=algo, profile=profile, **checked.run_fields, hyperparams=checked.hyperparams
+    )
 
 
 def _plain(value: Any) -> Any:

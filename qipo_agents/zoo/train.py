@@ -24,7 +24,6 @@ from the checkpoint's, so a study of refinement settings shares one warm-up and 
 
 from __future__ import annotations
 
-import inspect
 import json
 import re
 import signal
@@ -197,10 +196,11 @@ def check_start_checkpoint(config: TaskConfig, checkpoint: str | Path, changed: 
             f"--start-from {checkpoint} holds a {data.get('class')} agent; task {config.name} trains {agent_class.__name__} "
             f"(--algo {config.algo})"
         )
-    saved = data.get("hyperparameters", {})
-    schedule = saved.get("schedule") or {}
+    saved = data.get("config", {})
+    training_state = data.get("training_state", {})
+    schedule = training_state.get("schedule") or {}
     critic_end = schedule.get("behavior_steps", 0) + schedule.get("critic_steps", 0)
-    position = data.get("training_state", {}).get("schedule_position")
+    position = training_state.get("schedule_position")
     if not schedule or position != critic_end:
         raise ConfigError(
             f"--start-from {checkpoint} was saved at step {position}; a run can start from the end of the "
@@ -209,17 +209,19 @@ def check_start_checkpoint(config: TaskConfig, checkpoint: str | Path, changed: 
     planned = {name: config.hyperparams.get(name, saved.get(name)) for name in ("behavior_steps", "critic_steps")}
     # a setting the checkpoint does not hold (a file written before it existed) loads at its default;
     # a refinement setting the task leaves unset runs at its default too, whatever the checkpoint's run used
-    defaults = {name: p.default for name, p in inspect.signature(agent_class.__init__).parameters.items()}
-    wanted = {name: defaults[name] for name in agent_class.refinement_settings} | dict(config.hyperparams)
-    differs = {name for name, value in wanted.items() if _plain(saved.get(name, defaults.get(name))) != _plain(value)}
-    earlier = sorted(differs - agent_class.refinement_settings)
-    earlier += sorted((changed or set()) - agent_class.refinement_settings - set(earlier))
+    fields = agent_class.config_class.model_fields
+    defaults = {name: field.get_default(call_default_factory=True) for name, field in fields.items()}
+    refinement_settings = agent_class.config_class.refinement_settings
+    wanted = {name: defaults[name] for name in refinement_settings} | dict(config.hyperparams)
+    differs = {name for name, value in wanted.items() if _plain(saved.get(name, defaults[name])) != _plain(value)}
+    earlier = sorted(differs - refinement_settings)
+    earlier += sorted((changed or set()) - refinement_settings - set(earlier))
     if earlier or planned != {name: schedule[name] for name in planned}:
         listed = ", ".join(f"{name} (checkpoint: {saved.get(name)!r})" for name in earlier) or "the phase lengths"
         raise ConfigError(
             f"--start-from {checkpoint} was trained with other settings than task {config.name} sets for its "
             f"behaviour and critic phases: {listed}; only the refinement's settings may change "
-            f"({', '.join(sorted(agent_class.refinement_settings))})"
+            f"({', '.join(sorted(refinement_settings))})"
         )
     return {name: wanted[name] for name in differs}
 
@@ -464,52 +466,26 @@ def train_task(
             the run trains the phases after it, with ``config``'s refinement settings, from the
             checkpoint's networks and random state (``seed`` then only seeds the evaluations).
     """
-    overrides = None if start_from is None else check_start_checkpoint(config, start_from)
-    echo(f"loading datasets: {', '.join(config.datasets)}")
-    buffer = load_task_data(config)
-    with closing(make_task_env(config)) as env:
-        try:
-            if start_from is None:
-                agent = config.agent_class(
-                    "MlpPolicy", buffer, seed=seed, device=device, verbose=verbose, **config.hyperparams
-                )
-            else:
-                agent = config.agent_class.load(start_from, device=device, verbose=verbose, **overrides)
-                trained_on, task_data = agent.dataset_metadata.get("dataset_ids"), buffer.metadata.get("dataset_ids")
-                if trained_on != task_data:
-                    raise ConfigError(
-                        f"--start-from {start_from} was trained on {trained_on}; task {config.name} trains on {task_data}"
-                    )
-                agent.set_dataset(buffer)
-        except QIPOError:
-            raise
-        except (ValueError, TypeError) as error:  # QIPO's argument checks that need the data (e.g. network shapes)
-            raise ConfigError(f"task {config.name}: cannot build the agent: {error}") from error
-        check_env_spaces(env, agent.observation_space, agent.action_space)
+    checkpoint = None if start_from is None else Path(start_from)
+    overrides = {} if checkpoint is None else check_start_checkpoint(config, checkpoint)
 
-        if run_dir is None:
-            run_dir = create_run_dir(log_folder, config.algo, config.name)
-        else:
-            run_dir.mkdir(parents=True)
-        write_run_config(run_dir, config, seed, device, None if start_from is None else Path(start_from))
-        (run_dir / COMMAND_FILE).write_text(command + "\n")
-        planned = config.planned_timesteps if start_from is None else agent.schedule.total
+    def open_folder(agent) -> Path:
+        folder = run_dir if run_dir is not None else create_run_dir(log_folder, config.algo, config.name)
+        if run_dir is not None:
+            folder.mkdir(parents=True)
+        write_run_config(folder, config, seed, device, checkpoint)
+        (folder / COMMAND_FILE).write_text(command + "\n")
+        planned = config.planned_timesteps if checkpoint is None else agent.schedule.total
         echo(
-            f"training {type(agent).__name__} on {config.name} ({config.profile} profile, {len(buffer)} transitions, "
-            f"{planned} gradient steps, device {agent.device}) in {run_dir}"
-            + ("" if start_from is None else f", from step {agent.num_timesteps} of {start_from}")
+            f"training {type(agent).__name__} on {config.name} ({config.profile} profile, {len(agent.buffer)} "
+            f"transitions, {planned} gradient steps, device {agent.device}) in {folder}"
+            + ("" if checkpoint is None else f", from step {agent.num_timesteps} of {checkpoint}")
         )
-        if start_from is None:
-            _learn(agent, config, run_dir, env, config.n_timesteps, seed, False, progress, echo, after_eval)
-        else:
-            _carry_evaluations(Path(start_from), run_dir)
-            _learn(agent, config, run_dir, env, planned - agent.num_timesteps, seed, True, progress, echo, after_eval)
-        if agent.num_timesteps < planned:
-            path = agent.save(model_path(run_dir, config.name))
-            echo(f"training stopped early at step {agent.num_timesteps} of {planned}; saved the agent to {path}")
-            return RunResult(run_dir, path, agent.num_timesteps, None, stopped_early=True)
-        path, result = _finish(agent, config, run_dir, env, seed, echo)
-        return RunResult(run_dir, path, agent.num_timesteps, result)
+        if checkpoint is not None:
+            _carry_evaluations(checkpoint, folder)
+        return folder
+
+    return _run(config, seed, device, verbose, progress, echo, checkpoint, overrides, open_folder, after_eval)
 
 
 def resume_run(
@@ -524,7 +500,6 @@ def resume_run(
     run_dir = Path(run_dir)
     config, info = read_run_config(run_dir)
     seed = int(info["seed"]) if info.get("seed") is not None else 0
-    device = device or info.get("device") or "auto"
     final_model = model_path(run_dir, config.name)
     if final_model.exists() and (run_dir / FINAL_EVAL_FILE).exists():
         raise ConfigError(f"{run_dir} has finished training and its final evaluation; nothing to resume")
@@ -538,17 +513,76 @@ def resume_run(
         overrides = check_start_checkpoint(config, checkpoint)
     if checkpoint is None:
         raise ConfigError(f"{run_dir} has no checkpoint to resume from (in {run_dir / CHECKPOINT_DIR})")
+
+    def reopen_folder(agent) -> Path:
+        with open(run_dir / COMMAND_FILE, "a") as file:
+            file.write(command + "\n")
+        planned, done = _plan(agent, config), agent.num_timesteps
+        remaining = 0 if checkpoint == final_model else max(planned - done, 0)
+        echo(f"resuming {run_dir} from {checkpoint.name}: step {done} of {planned}, {remaining} to go")
+        return run_dir
+
+    device = device or info.get("device") or "auto"
+    return _run(config, seed, device, verbose, progress, echo, checkpoint, overrides, reopen_folder, None, final_model)
+
+
+def _plan(agent, config: TaskConfig) -> int:
+    """The gradient steps the whole run takes: the agent's schedule once it is fixed, else the config's."""
+    return agent.schedule.total if agent.schedule is not None else config.planned_timesteps
+
+
+def _run(
+    config: TaskConfig,
+    seed: int,
+    device: str,
+    verbose: int,
+    progress: bool,
+    echo: Echo,
+    checkpoint: Path | None,
+    overrides: dict[str, Any],
+    open_folder: Callable[[Any], Path],
+    after_eval: BaseCallback | None,
+    finished_model: Path | None = None,
+) -> RunResult:
+    """A run's steps, whether it starts (from scratch, or from ``checkpoint`` with the refinement
+    settings ``overrides``) or resumes (from ``checkpoint``): data, agent, run folder (what
+    ``open_folder`` writes there), the training left to do, the trained agent and its final
+    evaluation. ``finished_model``: the run's trained agent, which has nothing left to learn."""
     echo(f"loading datasets: {', '.join(config.datasets)}")
     buffer = load_task_data(config)
     with closing(make_task_env(config)) as env:
-        agent = config.agent_class.load(checkpoint, device=device, dataset=buffer, verbose=verbose, **overrides)
+        agent = _make_agent(config, buffer, seed, device, verbose, checkpoint, overrides)
         check_env_spaces(env, agent.observation_space, agent.action_space)
-        planned = agent.schedule.total if agent.schedule is not None else config.planned_timesteps
-        remaining = 0 if checkpoint == final_model else max(planned - agent.num_timesteps, 0)
-        with open(run_dir / COMMAND_FILE, "a") as file:
-            file.write(command + "\n")
-        echo(f"resuming {run_dir} from {checkpoint.name}: step {agent.num_timesteps} of {planned}, {remaining} to go")
-        if remaining:
-            _learn(agent, config, run_dir, env, remaining, seed, True, progress, echo)
+        run_dir = open_folder(agent)
+        planned, trained = _plan(agent, config), finished_model is not None and checkpoint == finished_model
+        if checkpoint is None:  # a new run: exactly its n_timesteps (None: the configured phases)
+            _learn(agent, config, run_dir, env, config.n_timesteps, seed, False, progress, echo, after_eval)
+        elif not trained and agent.num_timesteps < planned:
+            steps = planned - agent.num_timesteps
+            _learn(agent, config, run_dir, env, steps, seed, True, progress, echo, after_eval)
+        if not trained and agent.num_timesteps < planned:
+            path = agent.save(model_path(run_dir, config.name))
+            echo(f"training stopped early at step {agent.num_timesteps} of {planned}; saved the agent to {path}")
+            return RunResult(run_dir, path, agent.num_timesteps, None, stopped_early=True)
         path, result = _finish(agent, config, run_dir, env, seed, echo)
         return RunResult(run_dir, path, agent.num_timesteps, result)
+
+
+def _make_agent(config: TaskConfig, buffer, seed: int, device: str, verbose: int, checkpoint, overrides):
+    """A new agent of ``config`` on ``buffer``, or the one saved at ``checkpoint`` (with ``overrides``)
+    given ``buffer``, which must be the data it was trained on."""
+    if checkpoint is None:
+        try:
+            return config.agent_class(
+                "MlpPolicy", buffer, seed=seed, device=device, verbose=verbose, **config.hyperparams
+            )
+        except QIPOError:
+            raise
+        except (ValueError, TypeError) as error:  # the agent's checks that need the data (e.g. network shapes)
+            raise ConfigError(f"task {config.name}: cannot build the agent: {error}") from error
+    agent = config.agent_class.load(checkpoint, device=device, verbose=verbose, **overrides)
+    trained_on, task_data = agent.dataset_metadata.get("dataset_ids"), buffer.metadata.get("dataset_ids")
+    if trained_on != task_data:
+        raise ConfigError(f"{checkpoint} was trained on {trained_on}; task {config.name} trains on {task_data}")
+    agent.set_dataset(buffer)
+    return agent

@@ -18,7 +18,6 @@ hyperparameter (validated like the zoo's)::
 
 from __future__ import annotations
 
-import difflib
 import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,11 +28,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from stable_baselines3.common.callbacks import BaseCallback
 
+from qipo_agents.common.validation import did_you_mean
 from qipo_agents.errors import ConfigError
 from qipo_agents.zoo.config import (
     ConfigLocation,
+    agent_class,
     check_hyperparams,
-    hyperparameter_types,
     hyperparams_dir,
     load_task,
     zoo_yaml_load,
@@ -140,12 +140,10 @@ class SearchSpace:
         where = ConfigLocation(source)
         if not isinstance(raw, Mapping) or not raw:
             raise where.error(None, "expected a mapping of QIPO hyperparameters to distributions")
-        known = hyperparameter_types()
+        known = agent_class(algo).config_class.model_fields
         for key in raw:
             if key not in known:
-                close = difflib.get_close_matches(str(key), list(known), n=3)
-                hint = f"; did you mean {' or '.join(close)}?" if close else ""
-                raise where.error(str(key), f"is not a hyperparameter of the agent{hint}")
+                raise where.error(str(key), f"is not a hyperparameter of the agent{did_you_mean(key, known)}")
         try:
             distributions = _SearchSpaceModel(space=raw).space
         except ValidationError as error:

@@ -13,6 +13,7 @@ from qipo_agents.data.device_buffer import DeviceBuffer
 from qipo_agents.data.scalers import ObservationNormalizer, RewardScaler
 from qipo_agents.generative.paths import OptimalTransportPath
 from qipo_agents.qipo import critic as critic_module
+from qipo_agents.qipo.config import QIPOConfig
 from qipo_agents.qipo.critic import ExpectileQLearning, InSupportSoftmaxQLearning
 from qipo_agents.qipo.policy import QIPOPolicy
 from qipo_agents.qipo.support import SamplerConfig
@@ -70,14 +71,10 @@ def test_in_support_softmax_target_by_hand(monkeypatch):
         policy,
         data,
         SamplerConfig(OptimalTransportPath()),
-        n_support_actions=3,
-        alpha_q=alpha,
-        gamma=GAMMA,
-        tau=0.005,
-        batch_size=64,
-        action_low=torch.tensor([-1.0]),
-        action_high=torch.tensor([1.0]),
-        generator=torch.Generator().manual_seed(0),
+        QIPOConfig(n_support_actions=3, alpha_q=alpha, gamma=GAMMA, critic_tau=0.005, critic_batch_size=64),
+        torch.Generator().manual_seed(0),
+        torch.tensor([-1.0]),
+        torch.tensor([1.0]),
     )
     support = torch.tensor([[[-0.5], [0.0], [0.5]], [[0.2], [0.4], [0.6]], [[-1.0], [1.0], [0.0]]])
     phase.load_state_dict({"next_support": support})
@@ -94,8 +91,10 @@ def test_in_support_softmax_target_by_hand(monkeypatch):
 
 def test_expectile_target_terminates_only_on_termination(monkeypatch):
     policy, data = _setup(use_value_network=True)
+    config = QIPOConfig(expectile=0.7, gamma=GAMMA, critic_tau=0.005, critic_batch_size=64)
+    bounds = torch.tensor([-1.0]), torch.tensor([1.0])
     phase = ExpectileQLearning(
-        policy, data, expectile=0.7, gamma=GAMMA, tau=0.005, batch_size=64, generator=torch.Generator().manual_seed(0)
+        policy, data, SamplerConfig(OptimalTransportPath()), config, torch.Generator().manual_seed(0), *bounds
     )
     indices, target = _captured_target(monkeypatch, phase)
     with torch.no_grad():

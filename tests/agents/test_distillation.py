@@ -150,7 +150,7 @@ def test_a_trained_agent_distils_after_loading(agent_class, bandit_data, tmp_pat
 
 
 def test_distill_steps_must_not_be_negative(bandit_data):
-    with pytest.raises(ValueError, match="distill_steps must be >= 0"):
+    with pytest.raises(ValueError, match="distill_steps: must be >= 0, got -1"):
         QIPOFlow("MlpPolicy", bandit_data, **{**TINY, "distill_steps": -1})
 
 

@@ -116,5 +116,5 @@ def test_acting_temperature_scales_the_sampled_spread(agent_class):
     assert 0.4 < spread[0.5] / spread[1.0] < 0.6, spread
     agent.acting_temperature = 0.0
     np.testing.assert_array_equal(agent.predict(state[:3])[0], agent.predict(state[:3], deterministic=True)[0])
-    with pytest.raises(ValueError, match="acting_temperature is a noise scale >= 0"):
+    with pytest.raises(ValueError, match="acting_temperature: must be >= 0, got -0.5"):
         agent_class("MlpPolicy", data, acting_temperature=-0.5, **TINY)

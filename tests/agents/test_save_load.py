@@ -61,7 +61,7 @@ def test_save_file_layout(tiny_agent, tmp_path):
         data = json.loads(archive.read("data.json"))
     assert {"data.json", "policy.pth", "policy.actor_optimizer.pth", "_version.txt"} <= names
     assert data["format"] == "qipo_agents" and data["format_version"] == save_format.FORMAT_VERSION
-    assert data["hyperparameters"]["beta"] == tiny_agent.beta
+    assert data["config"] == tiny_agent.config.model_dump(mode="json")
     assert data["reward_scaler"]["mode"] == "none"
 
 
@@ -110,7 +110,7 @@ def test_an_older_development_format_is_refused_with_its_format_and_writer(tiny_
         return json.dumps({**data, "format_version": 1, "qipo_agents_version": "0.1.0.dev3"})
 
     rewrite_member(path, "data.json", older)
-    with pytest.raises(SaveFileError, match="save format 1 by qipo_agents 0.1.0.dev3.*reads format 3 only"):
+    with pytest.raises(SaveFileError, match="save format 1 by qipo_agents 0.1.0.dev3.*reads format 4 only"):
         QIPOFlow.load(path)
 
 
@@ -120,7 +120,7 @@ def test_hyperparameter_unknown_to_this_version_is_a_clear_error(tiny_agent, tmp
 
     def with_future_option(raw):
         data = json.loads(raw)
-        data["hyperparameters"]["future_option"] = 0.5
+        data["config"]["future_option"] = 0.5
         return json.dumps(data)
 
     rewrite_member(path, "data.json", with_future_option)

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import inspect
-
 import pytest
 import yaml
 
-from qipo_agents import QIPO
 from qipo_agents.errors import ConfigError
 from qipo_agents.zoo.config import ALGOS, PROFILES, ZooFile, load_task, parse_overrides
 
@@ -32,7 +29,7 @@ LOCAL = [
 def test_every_task_validates(algo, profile):
     zoo = ZooFile.load(algo)
     assert set(zoo.tasks) == set(LOCOMOTION + ANTMAZE + LOCAL + ["hopper-medium-mini"])
-    qipo_args = set(inspect.signature(QIPO.__init__).parameters)
+    qipo_args = set(zoo.resolve(zoo.tasks[0], profile).agent_class.config_class.model_fields)
     for task, config in zoo.resolve_all(profile).items():
         assert config.name == task and config.algo == algo and config.profile == profile
         assert set(config.hyperparams) <= qipo_args
@@ -131,9 +128,12 @@ TASK = "hopper-medium:\n  datasets: [mujoco/hopper/medium-v0]\n  env: Hopper-v5\
         ("  hyperparams: {seed: 1}\n", "key seed: is not set in a zoo config: pass --seed"),
         (
             "  hyperparams: {critic_type: sarsa}\n",
-            "task hopper-medium: invalid hyperparameters: unknown critic_type 'sarsa'",
+            "task hopper-medium, key critic_type: unknown critic_type 'sarsa'",
         ),
-        ("  hyperparams: {solver: dpm_solver_2}\n", "unknown solver 'dpm_solver_2' for the ot path"),
+        (
+            "  hyperparams: {solver: dpm_solver_2}\n",
+            "task hopper-medium, key solver: unknown solver 'dpm_solver_2' for the ot path",
+        ),
         ("  cpu: {env: Walker2d-v5}\n", "task hopper-medium (cpu profile), key env: cannot be set in a profile block"),
         ("  cpu: {n_eval_episodes: 0}\n", "(cpu profile), key n_eval_episodes: must be >= 1, got 0"),
         ("  reference_scores: [1.0]\n", "key reference_scores: expected a list of 2 numbers or null, got [1.0]"),

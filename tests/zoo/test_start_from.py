@@ -161,7 +161,7 @@ def test_a_checkpoint_without_a_newer_setting_still_takes_it(finished_run, tiny_
 
     def without_extraction_alpha(raw):
         data = json.loads(raw)
-        del data["hyperparameters"]["extraction_alpha"]
+        del data["config"]["extraction_alpha"]
         return json.dumps(data)
 
     rewrite_member(checkpoint, "data.json", without_extraction_alpha)
@@ -179,7 +179,7 @@ def test_a_refinement_setting_the_command_leaves_unset_is_not_inherited(finished
 
     def with_extraction(raw):
         data = json.loads(raw)
-        data["hyperparameters"].update(extraction_alpha=0.5, extraction_trust_limit=0.1)
+        data["config"].update(extraction_alpha=0.5, extraction_trust_limit=0.1)
         return json.dumps(data)
 
     rewrite_member(checkpoint, "data.json", with_extraction)

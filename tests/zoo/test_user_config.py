@@ -133,7 +133,7 @@ def test_a_user_task_replaces_the_packaged_task_of_its_name(my_tasks):
         ("my-hopper: {env: Hopper-v5}\n", "task my-hopper, key datasets: is required"),
         (
             MY_TASK + "  cpu: {hyperparams: {critic_type: sarsa}}\n",  # default.cpu sets one
-            "task my-hopper: invalid hyperparameters: unknown critic_type 'sarsa'",
+            "task my-hopper (cpu profile), key critic_type: unknown critic_type 'sarsa'",
         ),
         (MY_TASK + "  hyperparams: {eval_freq: 10}\n", "key eval_freq: is a run setting, not a QIPO hyperparameter"),
         (MY_TASK + "  beta: 3.0\n", "key beta: is a QIPO hyperparameter: set it in the block's `hyperparams:`"),
@@ -188,8 +188,8 @@ def test_a_run_from_a_user_file_records_its_whole_config(my_tasks, minari_datase
             "--hyperparams, key eval_frq: unknown run setting or QIPO hyperparameter; did you mean eval_freq?",
         ),
         ("betta=3", "--hyperparams, key betta: unknown run setting or QIPO hyperparameter; did you mean beta?"),
-        ("solver=foo", "--hyperparams, key solver: invalid hyperparameters: unknown solver 'foo'"),
-        ("critic_type=foo", "--hyperparams, key critic_type: invalid hyperparameters: unknown critic_type 'foo'"),
+        ("solver=foo", "--hyperparams, key solver: unknown solver 'foo'"),
+        ("critic_type=foo", "--hyperparams, key critic_type: unknown critic_type 'foo'"),
     ],
 )
 def test_bad_command_line_settings_are_reported_as_such(override, expected):
@@ -203,21 +203,21 @@ def test_unknown_command_line_keys_list_run_settings_and_hyperparameters():
         load_task("hopper-medium-mini", profile="cpu", overrides={"eval_frq": 10})
     message = str(error.value)
     assert "run settings: n_timesteps, eval_freq, n_eval_episodes," in message
-    assert "QIPO hyperparameters: beta, " in message and "policy_kwargs" in message
+    assert "QIPO hyperparameters: behavior_steps, " in message and "policy_kwargs" in message
 
 
 def test_qipo_refusals_are_blamed_on_the_setting_that_caused_them(my_tasks):
     bad_solver = my_tasks(MY_TASK + "  hyperparams: {solver: dpm_solver_2}\n")
     # the file's own value is wrong: the file is named, whatever else the command line sets
-    with pytest.raises(ConfigError, match=rf"^{bad_solver}, task my-hopper: invalid hyperparameters: unknown solver"):
+    with pytest.raises(ConfigError, match=rf"^{bad_solver}, task my-hopper, key solver: unknown solver"):
         load_task("my-hopper", profile="cpu", overrides={"beta": 2.0}, config_file=bad_solver)
     # ... and a command line that fixes it makes the task valid
     assert load_task("my-hopper", "flow", "cpu", {"solver": "euler"}, config_file=bad_solver).hyperparams["solver"] == (
         "euler"
     )
     # the file fixed by one setting and broken by another: the command line is named
-    with pytest.raises(ConfigError, match=r"^--hyperparams, key critic_type: invalid hyperparameters: unknown critic"):
+    with pytest.raises(ConfigError, match=r"^--hyperparams, key critic_type: unknown critic"):
         load_task("my-hopper", "flow", "cpu", {"solver": "euler", "critic_type": "sarsa"}, config_file=bad_solver)
     # two settings refused together: either one alone would pass
-    with pytest.raises(ConfigError, match=r"^--hyperparams, key beta, guidance_max: invalid hyperparameters: beta=5.0"):
+    with pytest.raises(ConfigError, match=r"^--hyperparams, key beta, guidance_max: beta=5.0"):
         load_task("hopper-medium-mini", profile="cpu", overrides={"beta": 5.0, "guidance_max": 4.0})
