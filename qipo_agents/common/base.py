@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import inspect
 import io
 import os
 import platform
@@ -83,6 +84,24 @@ class OfflineAlgorithm(ABC):
     config_class: ClassVar[type[BaseModel]]
     #: Constructor arguments a save holds beside the config (the run's, not the algorithm's).
     run_settings = ("verbose", "seed", "tensorboard_log")
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Give each algorithm a constructor signature that lists its config's fields as keyword
+        arguments, so ``help()``, ``inspect.signature`` and notebooks show them."""
+        super().__init_subclass__(**kwargs)
+        if "config_class" not in cls.__dict__:
+            return
+        explicit = [p for p in inspect.signature(cls.__init__).parameters.values() if p.kind is not p.VAR_KEYWORD]
+        fields = [
+            inspect.Parameter(
+                name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=field.get_default(call_default_factory=True),
+                annotation=field.annotation,
+            )
+            for name, field in cls.config_class.model_fields.items()
+        ]
+        cls.__signature__ = inspect.Signature(explicit[1:] + fields)  # without self, as for a class
 
     def __init__(
         self,

@@ -66,3 +66,13 @@ def test_an_agent_rebuilt_from_its_saved_config_trains_exactly_as_the_original(a
     rebuilt = agent_class("MlpPolicy", bandit_data, seed=TINY["seed"], device="cpu", **saved).learn()
     for name, value in original.policy.state_dict().items():
         torch.testing.assert_close(rebuilt.policy.state_dict()[name], value, rtol=0, atol=0)
+
+
+def test_the_constructor_signature_lists_every_hyperparameter():
+    """``help(QIPOFlow)`` and notebooks show the hyperparameters as keyword arguments with their defaults."""
+    for agent_class in (QIPOFlow, QIPODiffusion):
+        parameters = inspect.signature(agent_class).parameters
+        for name, field in agent_class.config_class.model_fields.items():
+            assert parameters[name].kind is inspect.Parameter.KEYWORD_ONLY
+            assert parameters[name].default == field.get_default(call_default_factory=True)
+        assert list(parameters)[:2] == ["policy", "dataset"]
