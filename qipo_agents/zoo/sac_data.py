@@ -339,6 +339,21 @@ def _claim_runs_folder(files: SACRunFiles, recipe: SACRecipe) -> None:
     _atomic_save(files.recipe, lambda path: Path(path).write_text(json.dumps(recipe.identity(), indent=1) + "\n"))
 
 
+def stopped_run(runs: str | Path, env_id: str) -> SACRun:
+    """The finished SAC training of ``env_id`` in ``runs``, from its record (no training).
+
+    Raises:
+        ConfigError: ``runs`` holds no stopped run of ``env_id``.
+    """
+    files = SACRunFiles(Path(runs), env_id)
+    if not (files.record.is_file() and files.policy.is_file()):
+        raise ConfigError(
+            f"{files.runs} holds no stopped SAC run of {env_id} ({files.policy.name} and {files.record.name}): "
+            "train it first (without --no-train), or point --runs at the folder that holds them"
+        )
+    return _stopped_run(files)
+
+
 def _stopped_run(files: SACRunFiles) -> SACRun:
     record = json.loads(files.record.read_text())
     step = record["stopped_at_step"]

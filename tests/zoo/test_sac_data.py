@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
+import sys
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -253,3 +256,43 @@ def test_list_shows_the_medium_replay_data_and_its_average(minari_root, tmp_path
 def _row(output: str, task: str) -> str:
     """The table row(s) of ``task`` (up to the next row separator)."""
     return output.split(f"│ {task} ", 1)[1].split("├", 1)[0]
+
+
+def _script(monkeypatch):
+    path = Path(__file__).resolve().parents[2] / "scripts" / "make_local_datasets.py"
+    spec = importlib.util.spec_from_file_location("make_local_datasets", path)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "make_local_datasets", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_script_rebuilds_both_datasets_from_a_finished_run_and_names_what_is_missing(
+    tmp_path, minari_root, monkeypatch, capsys
+):
+    script = _script(monkeypatch)
+    runs, store = tmp_path / "runs", tmp_path / "store"
+    with pytest.raises(SystemExit) as exit_info:
+        script.main(["--sac", "--only", "hopper-medium"])
+    assert exit_info.value.code == 2 and "unknown with --sac; choose among hopper" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        script.main(["--sac", "--no-train", "--runs", str(runs), "--out", str(store), "--only", "walker2d"])
+    assert exit_info.value.code == 1 and "holds no stopped SAC run of Walker2d-v5" in capsys.readouterr().err
+
+    # a finished Hopper run of a tiny SAC (reached at its first evaluation)
+    tiny = SACRecipe(
+        "Hopper-v5",
+        rule=StoppingRule(threshold=-1e9, window=1, max_steps=100),
+        eval_freq=100,
+        n_eval_episodes=1,
+        sac_kwargs=TINY_SAC,
+    )
+    train_sac_until_medium(tiny, runs, progress=False)
+    script.main(["--sac", "--no-train", "--runs", str(runs), "--out", str(store), "--only", "hopper", "--steps", "60"])
+    output = capsys.readouterr().out
+    assert "| `local/hopper/medium-replay-v0` | SAC replay buffer, 100 steps | 100 |" in output
+    assert "| `local/hopper/sac-medium-v0` | SAC `sac-Hopper-v5.zip`, stochastic | 60 |" in output
+    replay = make_buffer(str(store / "local/hopper/medium-replay-v0"), download=False)
+    assert len(replay) == 100 and replay.observations.shape == (100, 11) and replay.truncations[-1]
+    assert replay.terminations.any()  # the hopper fell: a termination, recovered from the SAC buffer
+    assert (replay.metadata["ref_min_score"], replay.metadata["ref_max_score"]) == (-20.272305, 3234.3)
