@@ -49,7 +49,7 @@ checkpoint. ``--no-train`` rebuilds the datasets from a finished run without tra
     python scripts/make_local_datasets.py --sac --no-train --runs runs/sac-medium --out ~/qipo-datasets
 
 The policy and its record are the files to keep under version control: with them alone
-``--no-train`` rebuilds ``sac-medium``. The replay buffer (about 40 MB per 200k transitions) is
+``--no-train`` rebuilds ``sac-medium``. The replay buffer (40-60 MB per 200k transitions) is
 not: ``medium-replay`` needs the run's last checkpoint, or a training run again with the recorded
 seed, which on the same software versions takes the same steps and so fills the same buffer.
 """

@@ -18,7 +18,7 @@ module does the same with Stable-Baselines3's SAC:
   stopped policy are recorded by :func:`qipo_agents.zoo.collect.collect`, as the other local
   datasets are.
 
-The replay buffer is not meant for version control (about 40 MB per 200k transitions); the same
+The replay buffer is not meant for version control (40-60 MB per 200k MuJoCo transitions); the same
 seed on the same software versions trains the same SAC and so rebuilds the same buffer.
 """
 
