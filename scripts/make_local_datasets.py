@@ -26,6 +26,32 @@ Face Hub (``sb3/<algo>-<Env>-v3``). The datasets go to ``--out`` (default: the l
 
 The same agents, steps and seeds give the same datasets, transition for transition, on the same
 software versions.
+
+``--sac`` builds the rest of D4RL's recipe: for each env one SAC training (seed 0, one core,
+:mod:`qipo_agents.zoo.sac_data`) stopped when the mean D4RL-normalised score of its last 3
+evaluations (5 stochastic episodes each, every 10k steps) reaches 100/3, at most ``--max-steps``
+steps; then
+
+| dataset id | data |
+|---|---|
+| ``local/<env>/medium-replay-v0`` | the training's replay buffer up to the stop |
+| ``local/<env>/sac-medium-v0`` | ``--steps`` steps of the stopped policy's stochastic rollouts, seed 1 |
+
+for ``<env>`` in hopper, halfcheetah, walker2d (``--only`` picks some). The trainings write to
+``--runs`` (default ``runs/sac-medium``): a checkpoint after every evaluation (the model, its
+replay buffer and the evaluations, replacing the one before), and at the stop the policy
+``sac-<Env>.zip`` (a few MB) with its record ``sac-<Env>.json`` (the evaluations, the stop
+step, the software versions). Run the command again after an interruption: it resumes from the
+checkpoint. ``--no-train`` rebuilds the datasets from a finished run without training::
+
+    python scripts/make_local_datasets.py --sac --out ~/qipo-datasets                  # hours per env
+    python scripts/make_local_datasets.py --sac --only hopper --out ~/qipo-datasets    # one env
+    python scripts/make_local_datasets.py --sac --no-train --runs runs/sac-medium --out ~/qipo-datasets
+
+The policy and its record are the files to keep under version control: with them alone
+``--no-train`` rebuilds ``sac-medium``. The replay buffer (40-60 MB per 200k transitions) is
+not: ``medium-replay`` needs the run's last checkpoint, or a training run again with the recorded
+seed, which on the same software versions takes the same steps and so fills the same buffer.
 """
 
 from __future__ import annotations
@@ -74,17 +100,54 @@ def agent_files(spec: LocalDataset, agents: Path | None) -> tuple[Path, Path | N
     return model, flat if flat.is_file() else None
 
 
+SAC_ENVS = {"hopper": "Hopper-v5", "halfcheetah": "HalfCheetah-v5", "walker2d": "Walker2d-v5"}
+SAC_TRAINING_SEED = 0
+SAC_ROLLOUT_SEED = 1  # as the other medium sets
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--agents", type=Path, help="folder of rl-zoo agents (default: the Hugging Face Hub)")
     parser.add_argument("--out", type=Path, help="Minari store to write to (default: the local store)")
-    parser.add_argument("--steps", type=int, default=200_000, help="environment steps per dataset")
-    parser.add_argument("--only", nargs="+", choices=[d.name for d in DATASETS], help="build only these")
+    parser.add_argument("--steps", type=int, default=200_000, help="environment steps per rollout dataset")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NAME",
+        help=f"build only these: {', '.join(d.name for d in DATASETS)}; with --sac: {', '.join(SAC_ENVS)}",
+    )
+    parser.add_argument("--sac", action="store_true", help="train SAC per env and write medium-replay and sac-medium")
+    parser.add_argument("--runs", type=Path, default=Path("runs/sac-medium"), help="--sac: the trainings' folder")
+    parser.add_argument("--max-steps", type=int, default=1_000_000, help="--sac: cap on each training's env steps")
+    parser.add_argument("--no-train", action="store_true", help="--sac: only rebuild from finished trainings")
     args = parser.parse_args(argv)
+    names = list(SAC_ENVS) if args.sac else [d.name for d in DATASETS]
+    unknown = sorted(set(args.only or []) - set(names))
+    if unknown:
+        parser.error(
+            f"--only {' '.join(unknown)}: unknown{' with --sac' if args.sac else ''}; choose among {', '.join(names)}"
+        )
+    if not args.sac and (args.no_train or args.max_steps != parser.get_default("max_steps")):
+        parser.error("--no-train and --max-steps belong to --sac")
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         os.environ["MINARI_DATASETS_PATH"] = str(args.out.resolve())
 
+    if args.sac:
+        rows, problems = build_sac_datasets(args, [env for env in SAC_ENVS if not args.only or env in args.only])
+    else:
+        rows, problems = build_rollout_datasets(args), []
+    print("\n| dataset id | source | transitions | episodes | mean return | D4RL-normalised |")
+    print("|---|---|---:|---:|---:|---:|")
+    for dataset_id, source, steps, episodes, mean_return, normalized in rows:
+        print(f"| `{dataset_id}` | {source} | {steps} | {episodes} | {mean_return} | {normalized} |")
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    if problems:
+        sys.exit(1)
+
+
+def build_rollout_datasets(args: argparse.Namespace) -> list[tuple]:
     from qipo_agents.zoo.collect import collect
 
     rows = []
@@ -103,14 +166,84 @@ def main(argv: list[str] | None = None) -> None:
             vecnormalize=vecnormalize,
             description=f"D4RL-recipe rollout of the rl-baselines3-zoo agent {spec.agent} (stochastic actions)",
         )
-        complete = len(done.returns) > 0  # episodes that ended before the budget did
-        mean_return = f"{done.returns.mean():.1f}" if complete else "n/a"
-        normalized = f"{done.normalized.mean():.1f}" if complete and done.normalized is not None else "n/a"
-        rows.append((spec.dataset_id, spec.agent, done.n_steps, done.n_episodes, mean_return, normalized))
-    print("\n| dataset id | agent | transitions | episodes | mean return | D4RL-normalised |")
-    print("|---|---|---:|---:|---:|---:|")
-    for dataset_id, agent, steps, episodes, mean_return, normalized in rows:
-        print(f"| `{dataset_id}` | {agent} | {steps} | {episodes} | {mean_return} | {normalized} |")
+        rows.append(summary_row(done, spec.agent))
+    return rows
+
+
+def build_sac_datasets(args: argparse.Namespace, envs: list[str]) -> tuple[list[tuple], list[str]]:
+    """Train (or resume, or with --no-train only read) each env's SAC, then write its two datasets;
+    problems that concern one env or dataset are returned, so the others are still built."""
+    import torch
+
+    from qipo_agents.errors import ConfigError
+    from qipo_agents.zoo.collect import collect
+    from qipo_agents.zoo.sac_data import (
+        SACRecipe,
+        StoppingRule,
+        stopped_run,
+        train_sac_until_medium,
+        write_replay_dataset,
+    )
+
+    torch.set_num_threads(1)  # one core per training, as D4RL's were run side by side
+    rows, problems = [], []
+    for env in envs:
+        env_id = SAC_ENVS[env]
+        try:
+            if args.no_train:
+                run = stopped_run(args.runs, env_id)
+            else:
+                recipe = SACRecipe(env_id, seed=SAC_TRAINING_SEED, rule=StoppingRule(max_steps=args.max_steps))
+                rule = recipe.rule
+                print(
+                    f"SAC in {env_id}, seed {recipe.seed}: until the mean normalised score of the last {rule.window} "
+                    f"evaluations reaches {rule.threshold:.1f}, at most {rule.max_steps} steps; "
+                    f"checkpoints in {args.runs / env_id}",
+                    flush=True,
+                )
+                run = train_sac_until_medium(recipe, args.runs)
+        except KeyboardInterrupt:
+            sys.exit(
+                f"interrupted: run the same command again to resume from the latest checkpoint in {args.runs / env_id}"
+            )
+        except ConfigError as error:
+            problems.append(str(error))
+            continue
+        if not run.reached:
+            scores = ", ".join(f"{e.normalized_score:.1f}" for e in run.evaluations[-3:])
+            problems.append(
+                f"SAC in {env_id} did not reach the stopping score within {run.steps} steps (last evaluations: "
+                f"{scores}); run again with a larger --max-steps to train on from its checkpoint"
+            )
+            continue
+        print(f"{env_id}: stopped at step {run.steps}; policy {run.policy}", flush=True)
+        try:
+            replay = write_replay_dataset(run, env_id, f"local/{env}/medium-replay-v0")
+            rows.append(summary_row(replay, f"SAC replay buffer, {run.steps} steps"))
+        except ConfigError as error:
+            problems.append(str(error))
+        try:
+            rollouts = collect(
+                run.policy,
+                env_id,
+                f"local/{env}/sac-medium-v0",
+                args.steps,
+                stochastic=True,
+                seed=SAC_ROLLOUT_SEED,
+                description=f"D4RL-recipe rollout of a SAC policy stopped at a third of expert ({run.steps} steps)",
+            )
+            rows.append(summary_row(rollouts, f"SAC `{run.policy.name}`, stochastic"))
+        except ConfigError as error:
+            problems.append(str(error))
+    return rows, problems
+
+
+def summary_row(done, source: str) -> tuple:
+    """One row of the printed table from a :class:`~qipo_agents.zoo.collect.Collected`."""
+    complete = len(done.returns) > 0  # episodes that ended before the budget did
+    mean_return = f"{done.returns.mean():.1f}" if complete else "n/a"
+    normalized = f"{done.normalized.mean():.1f}" if complete and done.normalized is not None else "n/a"
+    return done.dataset_id, source, done.n_steps, done.n_episodes, mean_return, normalized
 
 
 if __name__ == "__main__":

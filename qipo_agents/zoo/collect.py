@@ -112,13 +112,7 @@ def collect(
     """
     if n_steps < 1:
         raise ConfigError("--steps must be at least 1")
-    if not re.fullmatch(r"([A-Za-z0-9_.-]+/)*[A-Za-z0-9_.-]+-v\d+", dataset_id):
-        raise ConfigError(
-            f"--dataset-id {dataset_id!r} is not a Minari id: write [namespace/]name-v<version>, e.g. local/hopper/sac-v0"
-        )
-    target = datasets_root() / dataset_id
-    if target.exists():
-        raise ConfigError(f"Minari dataset {dataset_id!r} already exists at {target}; choose another --dataset-id")
+    target = new_dataset_target(dataset_id)
     import_env_package(env_package)
     try:
         raw_env = gym.make(env_id)
@@ -129,7 +123,7 @@ def collect(
         reference = reference_scores({"env_id": env_id})
     torch.manual_seed(seed)
     mode = "stochastic" if stochastic else "deterministic"
-    writer = _EpisodeWriter(
+    writer = EpisodeWriter(
         dataset_id,
         env_id,
         algorithm_name=f"{policy.description} {mode} rollout",
@@ -191,7 +185,23 @@ def collect(
     return Collected(dataset_id, target, n_episodes, n_steps, returns_arr, normalized, policy.description)
 
 
-class _EpisodeWriter:
+def new_dataset_target(dataset_id: str) -> Path:
+    """The folder of a new Minari dataset ``dataset_id`` in the local store.
+
+    Raises:
+        ConfigError: ``dataset_id`` is not a Minari id, or a dataset of that id exists already.
+    """
+    if not re.fullmatch(r"([A-Za-z0-9_.-]+/)*[A-Za-z0-9_.-]+-v\d+", dataset_id):
+        raise ConfigError(
+            f"--dataset-id {dataset_id!r} is not a Minari id: write [namespace/]name-v<version>, e.g. local/hopper/sac-v0"
+        )
+    target = datasets_root() / dataset_id
+    if target.exists():
+        raise ConfigError(f"Minari dataset {dataset_id!r} already exists at {target}; choose another --dataset-id")
+    return target
+
+
+class EpisodeWriter:
     """Appends finished episodes to a new Minari dataset, created with the first one."""
 
     def __init__(self, dataset_id: str, env_id: str, reference: tuple[float, float] | None, **metadata: Any):
@@ -239,7 +249,7 @@ class _EpisodeWriter:
 class _EpisodeRecorder(gym.Wrapper):
     """Records the raw env's transitions, one episode at a time, and hands each to ``writer``."""
 
-    def __init__(self, env: gym.Env, writer: _EpisodeWriter):
+    def __init__(self, env: gym.Env, writer: EpisodeWriter):
         super().__init__(env)
         self.writer = writer
         self.episode: dict[str, list] | None = None

@@ -180,7 +180,7 @@ def test_list_shows_tasks_datasets_and_availability_without_network(minari_datas
 
     monkeypatch.setattr(socket, "create_connection", no_network)
     output = invoke("list").output
-    assert "zoo/flow.yml: 25 tasks" in output
+    assert "zoo/flow.yml: 31 tasks" in output
     mini = _row(output, "hopper-medium-mini")
     assert "shipped" in mini and "232 episodes, 97955 steps" in mini
     stats = json.loads((BUILTIN_DIR / "hopper-medium-mini" / "data" / "metadata.json").read_text())
@@ -190,7 +190,7 @@ def test_list_shows_tasks_datasets_and_availability_without_network(minari_datas
     assert "antmaze-large-diverse" in output and "AntMaze_Large-v4" in output
     # the remedy is printed once, not once per missing dataset
     assert output.count("download on first use") == 1 and "missing minari dataset(s)" in output
-    assert "zoo/diffusion.yml: 25 tasks" in invoke("list", "--algo", "diffusion").output
+    assert "zoo/diffusion.yml: 31 tasks" in invoke("list", "--algo", "diffusion").output
 
 
 def test_list_marks_local_minari_datasets_available(minari_dataset, tmp_path):

@@ -20,7 +20,7 @@ ANTMAZE = [
 LOCAL = [
     f"local-{env}-{kind}"
     for env in ("hopper", "halfcheetah", "walker2d")
-    for kind in ("medium", "expert", "medium-expert")
+    for kind in ("medium", "expert", "medium-expert", "medium-replay", "sac-medium")
 ]
 
 

@@ -159,7 +159,7 @@ def test_invalid_yaml_in_a_user_file_names_that_file(my_tasks):
 def test_list_shows_the_packaged_tasks_and_the_users(my_tasks):
     path = my_tasks()
     output = invoke("list", "--config", path).output
-    assert f"zoo/flow.yml + {path}: 26 tasks" in output
+    assert f"zoo/flow.yml + {path}: 32 tasks" in output
     assert "hopper-medium-mini" in output and "antmaze-large-diverse" in output and "my-hopper" in output
     assert "141,000 / 1,700,000" in next(line for line in output.splitlines() if "my-hopper" in line)
 

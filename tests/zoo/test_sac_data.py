@@ -1,0 +1,298 @@
+"""D4RL's medium / medium-replay recipe: the replay split, the stopping rule, resumable SAC training, the tasks."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from stable_baselines3 import SAC
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.save_util import load_from_pkl, save_to_pkl
+
+from qipo_agents.data import make_buffer
+from qipo_agents.errors import ConfigError, DatasetError
+from qipo_agents.zoo import sac_data
+from qipo_agents.zoo.collect import collect
+from qipo_agents.zoo.config import ALGOS, PROFILES, ZooFile
+from qipo_agents.zoo.sac_data import (
+    ONE_THIRD_OF_EXPERT,
+    SACRecipe,
+    SACRun,
+    StoppingRule,
+    split_replay_buffer,
+    train_sac_until_medium,
+    write_replay_dataset,
+)
+
+from .conftest import invoke
+
+OBSERVATION_SPACE = gym.spaces.Box(-np.inf, np.inf, (2,), np.float64)
+ACTION_SPACE = gym.spaces.Box(-2.0, 2.0, (1,), np.float32)  # SAC stores actions scaled to [-1, 1]
+
+
+def _replay_buffer(size: int, **kwargs) -> ReplayBuffer:
+    return ReplayBuffer(size, OBSERVATION_SPACE, ACTION_SPACE, device="cpu", handle_timeout_termination=True, **kwargs)
+
+
+def _add_episode(buffer: ReplayBuffer, episode: int, length: int, end: str | None) -> None:
+    """``length`` steps whose observation is ``[episode, t]``; ``end``: ``"terminated"``,
+    ``"time limit"`` or None (the episode goes on). Actions are 0.5 scaled, 1.0 in env units."""
+    for t in range(length):
+        last = t == length - 1
+        done = last and end is not None
+        info = {"TimeLimit.truncated": last and end == "time limit"}
+        buffer.add(
+            np.array([[episode, t]], np.float64),
+            np.array([[episode, t + 1]], np.float64),
+            np.array([[0.5]], np.float32),
+            np.array([10 * episode + t], np.float32),
+            np.array([done]),
+            [info],
+        )
+
+
+def test_replay_split_recovers_episodes_and_tells_terminations_from_truncations():
+    buffer = _replay_buffer(16)
+    _add_episode(buffer, 0, 3, "terminated")
+    _add_episode(buffer, 1, 2, "time limit")
+    _add_episode(buffer, 2, 2, None)  # the training stopped in the middle of it
+    episodes = split_replay_buffer(buffer, n_env_steps=7)
+    assert [len(e["actions"]) for e in episodes] == [3, 2, 2]
+    for index, episode in enumerate(episodes):
+        length = len(episode["actions"])
+        # T + 1 observations, next_obs[t] == obs[t + 1] inside the episode, the last next_obs kept
+        expected = np.array([[index, t] for t in range(length + 1)], np.float64)
+        np.testing.assert_array_equal(episode["observations"], expected)
+        np.testing.assert_array_equal(episode["actions"], np.ones((length, 1), np.float32))
+        assert episode["actions"].dtype == np.float32 and episode["rewards"].dtype == np.float64
+        np.testing.assert_array_equal(episode["rewards"], 10 * index + np.arange(length))
+        assert not episode["terminations"][:-1].any() and not episode["truncations"][:-1].any()
+    ends = [(bool(e["terminations"][-1]), bool(e["truncations"][-1])) for e in episodes]
+    assert ends == [(True, False), (False, True), (False, True)]
+    # a buffer that ends with a finished episode holds no unfinished one
+    finished = _replay_buffer(16)
+    _add_episode(finished, 0, 3, "terminated")
+    _add_episode(finished, 1, 2, "time limit")
+    assert [len(e["actions"]) for e in split_replay_buffer(finished, 5)] == [3, 2]
+
+
+def test_replay_split_refuses_buffers_it_cannot_split_and_says_why():
+    wrapped = _replay_buffer(4)
+    _add_episode(wrapped, 0, 6, "terminated")
+    with pytest.raises(DatasetError, match="wrapped around: it holds 4 transitions of the 6 steps taken"):
+        split_replay_buffer(wrapped, 6)
+    short = _replay_buffer(8)
+    _add_episode(short, 0, 3, None)
+    with pytest.raises(DatasetError, match="holds 3 transitions, but 5 steps were taken"):
+        split_replay_buffer(short, 5)
+    shuffled = _replay_buffer(8)
+    _add_episode(shuffled, 0, 2, None)
+    _add_episode(shuffled, 1, 2, "terminated")  # a new episode with no done before it
+    with pytest.raises(DatasetError, match="next observation of transition 1 is not the observation"):
+        split_replay_buffer(shuffled, 4)
+    no_timeouts = ReplayBuffer(8, OBSERVATION_SPACE, ACTION_SPACE, handle_timeout_termination=False)
+    with pytest.raises(DatasetError, match="handle_timeout_termination=True"):
+        split_replay_buffer(no_timeouts, 0)
+    two_envs = ReplayBuffer(8, OBSERVATION_SPACE, ACTION_SPACE, n_envs=2)
+    with pytest.raises(DatasetError, match="2 envs"):
+        split_replay_buffer(two_envs, 0)
+    with pytest.raises(DatasetError, match="empty"):
+        split_replay_buffer(_replay_buffer(8), 0)
+
+
+def test_stopping_rule_fires_when_the_window_mean_reaches_a_third_of_expert():
+    rule = StoppingRule(window=3, max_steps=1_000_000)
+    assert rule.threshold == pytest.approx(33.333, abs=1e-3) == ONE_THIRD_OF_EXPERT
+    curve = [5.0, 90.0, 20.0, 30.0, 35.0, 40.0]  # one lucky evaluation at the second
+    decisions = [rule.decide(curve[: i + 1], steps=10_000 * (i + 1)) for i in range(len(curve))]
+    # means of the last three: 38.3 at the third evaluation (the spike), 46.7, 28.3, 35.0
+    assert decisions == ["continue", "continue", "reached", "reached", "continue", "reached"]
+    no_spike = [5.0, 20.0, 30.0, 33.0, 34.0, 36.0]
+    decisions = [rule.decide(no_spike[: i + 1], steps=10_000 * (i + 1)) for i in range(len(no_spike))]
+    assert decisions.index("reached") == 5  # mean(33, 34, 36) = 34.3; mean(30, 33, 34) = 32.3 does not
+    assert StoppingRule(window=3).decide([99.0, 99.0], steps=20_000) == "continue"  # never before K evaluations
+
+
+def test_stopping_rule_stops_at_the_step_cap():
+    rule = StoppingRule(window=2, max_steps=30_000)
+    assert rule.decide([10.0, 12.0], steps=20_000) == "continue"
+    assert rule.decide([10.0, 12.0, 11.0], steps=30_000) == "cap"
+    assert rule.decide([10.0, 40.0, 41.0], steps=30_000) == "reached"  # reaching it at the cap counts
+    with pytest.raises(ConfigError, match="window must be at least 1"):
+        StoppingRule(window=0)
+    with pytest.raises(ConfigError, match="--max-steps must be at least 1"):
+        StoppingRule(max_steps=0)
+    with pytest.raises(ConfigError, match="sac_kwargs may not set buffer_size, seed"):
+        SACRecipe("Hopper-v5", sac_kwargs={"seed": 3, "buffer_size": 10})
+
+
+# tiny SAC on Pendulum (200-step episodes cut by the time limit): a few hundred steps in about a second
+TINY_SAC = {"learning_starts": 50, "batch_size": 32, "policy_kwargs": {"net_arch": [16, 16]}}
+PENDULUM_REFERENCE = (-1600.0, 0.0)
+
+
+def _pendulum(threshold: float, max_steps: int, eval_freq: int, window: int = 1) -> SACRecipe:
+    rule = StoppingRule(threshold=threshold, window=window, max_steps=max_steps)
+    return SACRecipe("Pendulum-v1", seed=0, rule=rule, eval_freq=eval_freq, n_eval_episodes=1, sac_kwargs=TINY_SAC)
+
+
+def _train(recipe: SACRecipe, runs) -> SACRun:
+    return train_sac_until_medium(recipe, runs, reference=PENDULUM_REFERENCE, progress=False)
+
+
+def test_interrupted_training_resumes_from_its_checkpoint_and_keeps_the_buffer(tmp_path, monkeypatch):
+    recipe = _pendulum(threshold=1e9, max_steps=300, eval_freq=150)  # never reached: runs to the cap
+    real_returns = sac_data._stochastic_returns
+
+    def interrupted_at_the_second_evaluation(model, *args):
+        if model.num_timesteps == 300:
+            raise KeyboardInterrupt
+        return real_returns(model, *args)
+
+    monkeypatch.setattr(sac_data, "_stochastic_returns", interrupted_at_the_second_evaluation)
+    with pytest.raises(KeyboardInterrupt):
+        _train(recipe, tmp_path)
+    files = sac_data.SACRunFiles(tmp_path, "Pendulum-v1")
+    assert files.latest_checkpoint() == files.checkpoint(150)
+    saved = load_from_pkl(files.checkpoint(150) / "replay_buffer.pkl")
+    assert saved.observations.shape == (150, 1, 3)  # saved without the empty capacity
+
+    monkeypatch.setattr(sac_data, "_stochastic_returns", real_returns)
+    run = _train(recipe, tmp_path)
+    assert (run.reached, run.steps, run.policy) == (False, 300, None)
+    assert [e.step for e in run.evaluations] == [150, 300]
+    assert SAC.load(run.checkpoint / "sac.zip", device="cpu").num_timesteps == 300
+    assert [p.name for p in files.checkpoints.iterdir()] == ["step_300"]  # only the latest is kept
+    buffer = load_from_pkl(run.checkpoint / "replay_buffer.pkl")
+    np.testing.assert_array_equal(buffer.observations[:150], saved.observations)
+    np.testing.assert_array_equal(buffer.actions[:150], saved.actions)
+    # the episode cut by the interruption ends as truncated; training went on in a new one
+    assert buffer.dones[149, 0] == 1 and buffer.timeouts[149, 0] == 1
+    episodes = split_replay_buffer(buffer, 300)
+    assert [len(e["actions"]) for e in episodes] == [150, 150]
+    assert all(e["truncations"][-1] and not e["terminations"][-1] for e in episodes)
+
+    # at the cap the run stops; a larger cap goes on from there, with a buffer grown to it
+    assert _train(recipe, tmp_path).steps == 300
+    longer = _train(_pendulum(threshold=1e9, max_steps=450, eval_freq=150), tmp_path)
+    assert longer.steps == 450 and [e.step for e in longer.evaluations] == [150, 300, 450]
+    assert len(split_replay_buffer(load_from_pkl(longer.checkpoint / "replay_buffer.pkl"), 450)) == 3
+
+
+def test_same_seed_trains_the_same_replay_buffer(tmp_path):
+    runs = [_train(_pendulum(threshold=1e9, max_steps=120, eval_freq=120), tmp_path / name) for name in "ab"]
+    first, second = (load_from_pkl(run.checkpoint / "replay_buffer.pkl") for run in runs)
+    np.testing.assert_array_equal(first.observations, second.observations)
+    np.testing.assert_array_equal(first.actions, second.actions)
+    assert first.actions[60:].std() > 0  # learnt actions, after the 50 random ones
+
+
+def test_a_run_in_the_folder_from_other_settings_is_refused(tmp_path):
+    _train(_pendulum(threshold=1e9, max_steps=100, eval_freq=100), tmp_path)
+    other_seed = SACRecipe("Pendulum-v1", seed=1, eval_freq=100, n_eval_episodes=1, sac_kwargs=TINY_SAC)
+    with pytest.raises(ConfigError, match="started with other settings \\(seed: 0 there, 1 now\\)"):
+        _train(other_seed, tmp_path)
+
+
+def test_stopped_run_gives_the_policy_its_record_and_the_medium_replay_dataset(tmp_path, minari_root):
+    recipe = _pendulum(threshold=-1e9, max_steps=400, eval_freq=100)  # reached at the first evaluation
+    run = _train(recipe, tmp_path)
+    assert (run.reached, run.steps) == (True, 100) and run.policy == tmp_path / "sac-Pendulum-v1.zip"
+    record = json.loads((tmp_path / "sac-Pendulum-v1.json").read_text())
+    assert record["stopped_at_step"] == 100 and record["recipe"]["rule"]["max_steps"] == 400
+    assert [e["step"] for e in record["evaluations"]] == [100]
+    assert _train(recipe, tmp_path).steps == 100  # a stopped run is final: no further training
+
+    done = write_replay_dataset(run, "Pendulum-v1", "test/pendulum/medium-replay-v0", reference=PENDULUM_REFERENCE)
+    assert (done.n_steps, done.n_episodes) == (100, 1)
+    data = make_buffer("test/pendulum/medium-replay-v0", download=False)
+    assert len(data) == 100 and data.truncations[-1] and not data.terminations.any()
+    np.testing.assert_array_equal(data.next_observations[:-1], data.observations[1:])
+    assert (data.metadata["ref_min_score"], data.metadata["ref_max_score"]) == PENDULUM_REFERENCE
+    with pytest.raises(ConfigError, match="already exists"):
+        write_replay_dataset(run, "Pendulum-v1", "test/pendulum/medium-replay-v0")
+
+    # the sac-medium data: the existing collector rolls out the stopped policy
+    rollouts = collect(run.policy, "Pendulum-v1", "test/pendulum/sac-medium-v0", 50, seed=1, progress=False)
+    assert rollouts.n_steps == 50 and rollouts.algorithm == "stable-baselines3 SAC"
+
+    shutil.rmtree(run.checkpoint)  # e.g. a folder that holds only the kept policy and its record
+    with pytest.raises(ConfigError, match="replay_buffer.pkl not found: .*Train again with the recorded seed"):
+        write_replay_dataset(run, "Pendulum-v1", "test/pendulum/other-v0")
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("algo", ALGOS)
+def test_sac_recipe_tasks_validate_without_their_data(algo, profile, minari_root):
+    zoo = ZooFile.load(algo)
+    for env, reference in (("hopper", 3234.3), ("halfcheetah", 12135.0), ("walker2d", 4592.3)):
+        for kind in ("medium-replay", "sac-medium"):
+            config = zoo.resolve(f"local-{env}-{kind}", profile)
+            assert list(config.datasets) == [f"local/{env}/{kind}-v0"] and config.reference_scores[1] == reference
+
+
+def test_list_shows_the_medium_replay_data_and_its_average(minari_root, tmp_path):
+    env = gym.make("Hopper-v5")
+    buffer = ReplayBuffer(20, env.observation_space, env.action_space, handle_timeout_termination=True)
+    observation = np.zeros((1, 11))
+    for step in range(12):
+        done = step == 4  # an episode of 5 steps (return 5.0), then an unfinished one of 7
+        buffer.add(observation, observation, np.zeros((1, 3)), np.ones(1), np.array([done]), [{}])
+    save_to_pkl(tmp_path / "replay_buffer.pkl", buffer)
+    run = SACRun(True, 12, [], tmp_path, None)
+    row = _row(invoke("list").output, "local-hopper-medium-replay")
+    assert "local/hopper/medium-replay-v0" in row and "missing" in row
+    write_replay_dataset(run, "Hopper-v5", "local/hopper/medium-replay-v0")
+    row = _row(invoke("list").output, "local-hopper-medium-replay")
+    assert "yes" in row and "2 episodes, 12 steps" in row and "mean return 5.0" in row
+
+
+def _row(output: str, task: str) -> str:
+    """The table row(s) of ``task`` (up to the next row separator)."""
+    return output.split(f"│ {task} ", 1)[1].split("├", 1)[0]
+
+
+def _script(monkeypatch):
+    path = Path(__file__).resolve().parents[2] / "scripts" / "make_local_datasets.py"
+    spec = importlib.util.spec_from_file_location("make_local_datasets", path)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "make_local_datasets", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_script_rebuilds_both_datasets_from_a_finished_run_and_names_what_is_missing(
+    tmp_path, minari_root, monkeypatch, capsys
+):
+    script = _script(monkeypatch)
+    runs, store = tmp_path / "runs", tmp_path / "store"
+    with pytest.raises(SystemExit) as exit_info:
+        script.main(["--sac", "--only", "hopper-medium"])
+    assert exit_info.value.code == 2 and "unknown with --sac; choose among hopper" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        script.main(["--sac", "--no-train", "--runs", str(runs), "--out", str(store), "--only", "walker2d"])
+    assert exit_info.value.code == 1 and "holds no stopped SAC run of Walker2d-v5" in capsys.readouterr().err
+
+    # a finished Hopper run of a tiny SAC (reached at its first evaluation)
+    tiny = SACRecipe(
+        "Hopper-v5",
+        rule=StoppingRule(threshold=-1e9, window=1, max_steps=100),
+        eval_freq=100,
+        n_eval_episodes=1,
+        sac_kwargs=TINY_SAC,
+    )
+    train_sac_until_medium(tiny, runs, progress=False)
+    script.main(["--sac", "--no-train", "--runs", str(runs), "--out", str(store), "--only", "hopper", "--steps", "60"])
+    output = capsys.readouterr().out
+    assert "| `local/hopper/medium-replay-v0` | SAC replay buffer, 100 steps | 100 |" in output
+    assert "| `local/hopper/sac-medium-v0` | SAC `sac-Hopper-v5.zip`, stochastic | 60 |" in output
+    replay = make_buffer(str(store / "local/hopper/medium-replay-v0"), download=False)
+    assert len(replay) == 100 and replay.observations.shape == (100, 11) and replay.truncations[-1]
+    assert replay.terminations.any()  # the hopper fell: a termination, recovered from the SAC buffer
+    assert (replay.metadata["ref_min_score"], replay.metadata["ref_max_score"]) == (-20.272305, 3234.3)
