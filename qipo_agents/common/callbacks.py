@@ -184,7 +184,8 @@ class ProgressBarCallback(SB3ProgressBarCallback):
 
 
 class CheckpointCallback(BaseCallback):
-    """Save the agent every ``save_freq`` gradient steps, atomically, keeping the last ``keep`` files.
+    """Save the agent every ``save_freq`` gradient steps, atomically, keeping the last ``keep`` files
+    (None: every one, as SB3's callback does).
 
     Files are ``save_path/<name_prefix>_<steps>_steps.zip``; a run that is interrupted keeps its
     last complete checkpoint (:meth:`latest` finds it to resume). For a QIPO agent the agent at the
@@ -192,7 +193,7 @@ class CheckpointCallback(BaseCallback):
     starts from it (``qipo-zoo train --start-from``).
     """
 
-    def __init__(self, save_freq: int, save_path: str | os.PathLike, name_prefix: str = "qipo", keep: int = 2):
+    def __init__(self, save_freq: int, save_path: str | os.PathLike, name_prefix: str = "qipo", keep: int | None = 2):
         super().__init__()
         self.save_freq, self.save_path, self.name_prefix, self.keep = save_freq, Path(save_path), name_prefix, keep
         self.kept_steps: set[int] = set()
@@ -209,7 +210,8 @@ class CheckpointCallback(BaseCallback):
 
     def save(self) -> Path:
         path = self.model.save(self.save_path / f"{self.name_prefix}_{self.model.num_timesteps}_steps")
-        for old in self.checkpoints(self.save_path, self.name_prefix)[: -self.keep]:
+        older = self.checkpoints(self.save_path, self.name_prefix)[: -self.keep] if self.keep is not None else []
+        for old in older:
             if self.step_of(old) not in self.kept_steps:
                 old.unlink(missing_ok=True)
         return path

@@ -126,6 +126,8 @@ class TaskConfig:
             action) when evaluating; False (default) samples one action from the policy, as QGPO and
             the paper evaluate.
         checkpoint_freq: gradient steps between checkpoints (0: only on interruption).
+        n_checkpoints_kept: the latest checkpoints a run keeps (None: every one; the one at the end
+            of the critic phase is always kept).
         log_interval: gradient steps between logger dumps.
         hyperparams: the hyperparameters the task sets, fields of the agent's config (the others
             keep their defaults).
@@ -150,6 +152,7 @@ class TaskConfig:
     n_eval_envs: Integer = Field(1, ge=1)
     deterministic_eval: bool = False
     checkpoint_freq: Integer = Field(50_000, ge=0)
+    n_checkpoints_kept: Integer | None = Field(2, ge=1)
     log_interval: Integer = Field(1_000, ge=1)
     hyperparams: dict[str, Any] = Field(default_factory=dict)
 

@@ -359,7 +359,9 @@ def _learn(
         _restore_evaluations(evaluation, run_dir, agent.num_timesteps)
     callbacks: list[BaseCallback] = [
         evaluation,
-        CheckpointCallback(config.checkpoint_freq, checkpoint_dir, name_prefix=CHECKPOINT_PREFIX),
+        CheckpointCallback(
+            config.checkpoint_freq, checkpoint_dir, name_prefix=CHECKPOINT_PREFIX, keep=config.n_checkpoints_kept
+        ),
     ]
     if progress:
         callbacks.append(ProgressBarCallback(only_on_terminal=True))

@@ -187,3 +187,13 @@ def test_a_refinement_setting_the_command_leaves_unset_is_not_inherited(finished
     agent = QIPOFlow.load(finished_run.parent / "tiny-hopper_2" / "tiny-hopper.zip", device="cpu")
     assert agent.extraction_alpha is None and agent.extraction_trust_limit is None
     assert agent.acts_in_one_step and agent.schedule.distill_steps == 5
+
+
+def test_a_run_keeps_every_checkpoint_when_asked(tiny_task_file, tmp_path):
+    """By default a run keeps its last two checkpoints and the one at the end of the critic;
+    ``n_checkpoints_kept=null`` keeps every one (to evaluate the behaviour model along its phase)."""
+    logs = tmp_path / "logs"
+    args = ["train", "tiny-hopper", "--config", tiny_task_file, "--device", "cpu", "--log-folder", logs]
+    invoke(*args, "--hyperparams", *SAVE_AT_CRITIC_END, "n_checkpoints_kept=null")
+    steps = sorted(int(p.stem.split("_")[1]) for p in (logs / "flow" / "tiny-hopper_1" / "checkpoints").glob("*.zip"))
+    assert steps == [20, 40, 60, CRITIC_END, 80, 100]
