@@ -28,7 +28,7 @@ The same agents, steps and seeds give the same datasets, transition for transiti
 software versions.
 
 ``--sac`` builds the rest of D4RL's recipe: for each env one SAC training (seed 0, one core,
-:mod:`qipo_agents.zoo.sac_data`) stopped when the mean D4RL-normalised score of its last 3
+:mod:`qipo_agents.collection.sac_medium`) stopped when the mean D4RL-normalised score of its last 3
 evaluations (5 stochastic episodes each, every 10k steps) reaches 100/3, at most ``--max-steps``
 steps; then
 
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def build_rollout_datasets(args: argparse.Namespace) -> list[tuple]:
-    from qipo_agents.zoo.collect import collect
+    from qipo_agents.collection import collect
 
     rows = []
     for spec in DATASETS:
@@ -175,15 +175,15 @@ def build_sac_datasets(args: argparse.Namespace, envs: list[str]) -> tuple[list[
     problems that concern one env or dataset are returned, so the others are still built."""
     import torch
 
-    from qipo_agents.errors import ConfigError
-    from qipo_agents.zoo.collect import collect
-    from qipo_agents.zoo.sac_data import (
+    from qipo_agents.collection import (
         SACRecipe,
         StoppingRule,
+        collect,
         stopped_run,
         train_sac_until_medium,
         write_replay_dataset,
     )
+    from qipo_agents.errors import ConfigError
 
     torch.set_num_threads(1)  # one core per training, as D4RL's were run side by side
     rows, problems = [], []
@@ -239,7 +239,7 @@ def build_sac_datasets(args: argparse.Namespace, envs: list[str]) -> tuple[list[
 
 
 def summary_row(done, source: str) -> tuple:
-    """One row of the printed table from a :class:`~qipo_agents.zoo.collect.Collected`."""
+    """One row of the printed table from a :class:`~qipo_agents.collection.Collected`."""
     complete = len(done.returns) > 0  # episodes that ended before the budget did
     mean_return = f"{done.returns.mean():.1f}" if complete else "n/a"
     normalized = f"{done.normalized.mean():.1f}" if complete and done.normalized is not None else "n/a"

@@ -130,3 +130,14 @@ def create_minari_dataset():
 def minari_dataset(minari_root: Path, hopper_episodes: list[Episode]):
     """The hopper episodes stored as the local Minari dataset ``DATASET_ID``."""
     return _create_minari_dataset(DATASET_ID, hopper_episodes)
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory) -> Path:
+    """One finished tiny ``qipo-zoo train`` run of the embedded default task, shared by the zoo's
+    eval / plot / export tests and the collection tests (which roll its agent out)."""
+    from .zoo.conftest import invoke, train_args
+
+    logs = tmp_path_factory.mktemp("shared_logs")
+    invoke(*train_args("hopper-medium-mini", logs))
+    return logs / "flow" / "hopper-medium-mini_1"

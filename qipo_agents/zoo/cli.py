@@ -592,7 +592,7 @@ def collect(
     layout), while the dataset records the env's raw observations. The dataset goes to the local
     Minari store ($MINARI_DATASETS_PATH, else ~/.minari/datasets), written episode by episode.
     """
-    from qipo_agents.zoo.collect import collect as run_collect
+    from qipo_agents.collection import collect as run_collect
 
     if (ref_min_score is None) != (ref_max_score is None):
         raise click.UsageError("give both --ref-min-score and --ref-max-score, or neither")

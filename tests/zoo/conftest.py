@@ -1,4 +1,7 @@
-"""Fixtures for the qipo-zoo tests: tiny budgets, a tiny task file, and one shared trained run."""
+"""Fixtures for the qipo-zoo tests: tiny budgets, the in-process command runner, a tiny task file.
+
+The shared trained run (``trained_run``) lives in the top-level conftest: the collection tests roll it out too.
+"""
 
 from __future__ import annotations
 
@@ -65,14 +68,6 @@ def tiny_task_file(tmp_path: Path, minari_dataset) -> Path:
         )
     )
     return path
-
-
-@pytest.fixture(scope="session")
-def trained_run(tmp_path_factory) -> Path:
-    """One finished tiny run of the embedded default task, shared by the eval and plot tests."""
-    logs = tmp_path_factory.mktemp("shared_logs")
-    invoke(*train_args("hopper-medium-mini", logs))
-    return logs / "flow" / "hopper-medium-mini_1"
 
 
 def bar_container(axes):

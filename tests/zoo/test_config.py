@@ -244,3 +244,13 @@ def test_one_step_distillation_is_configurable_from_the_zoo():
     assert config.hyperparams["policy_kwargs"]["one_step_hidden_dims"] == [64, 64]
     with pytest.raises(ConfigError, match="one_step_learning_rate"):  # QIPO sets it from distill_learning_rate
         load_task("hopper-medium", overrides=parse_overrides(["policy_kwargs={one_step_learning_rate: 0.1}"]))
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("algo", ALGOS)
+def test_sac_recipe_tasks_validate_without_their_data(algo, profile, minari_root):
+    zoo = ZooFile.load(algo)
+    for env, reference in (("hopper", 3234.3), ("halfcheetah", 12135.0), ("walker2d", 4592.3)):
+        for kind in ("medium-replay", "sac-medium"):
+            config = zoo.resolve(f"local-{env}-{kind}", profile)
+            assert list(config.datasets) == [f"local/{env}/{kind}-v0"] and config.reference_scores[1] == reference

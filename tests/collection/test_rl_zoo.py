@@ -16,7 +16,7 @@ import yaml
 
 from qipo_agents.data import make_buffer
 
-from .conftest import invoke
+from ..zoo.conftest import invoke
 
 sb3_contrib = pytest.importorskip("sb3_contrib")
 from sb3_contrib.common.wrappers import TimeFeatureWrapper  # noqa: E402

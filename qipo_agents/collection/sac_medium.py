@@ -15,7 +15,7 @@ module does the same with Stable-Baselines3's SAC:
 * :func:`split_replay_buffer` turns the replay buffer at the stop into episodes (T + 1
   observations, T actions), keeping terminations and time-limit truncations apart, and
   :func:`write_replay_dataset` writes them as a Minari dataset. The stochastic rollouts of the
-  stopped policy are recorded by :func:`qipo_agents.zoo.collect.collect`, as the other local
+  stopped policy are recorded by :func:`qipo_agents.collection.rollouts.collect`, as the other local
   datasets are.
 
 The replay buffer is not meant for version control (40-60 MB per 200k MuJoCo transitions); the same
@@ -40,9 +40,9 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.save_util import load_from_pkl, save_to_pkl
 
+from qipo_agents.collection.rollouts import Collected, EpisodeWriter, new_dataset_target
 from qipo_agents.common.evaluation import normalized_score, reference_scores
 from qipo_agents.errors import ConfigError, DatasetError
-from qipo_agents.zoo.collect import Collected, EpisodeWriter, new_dataset_target
 
 # "about a third of the expert return" on D4RL's normalised scale (0 random, 100 expert)
 ONE_THIRD_OF_EXPERT = 100.0 / 3.0

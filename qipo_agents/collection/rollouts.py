@@ -1,10 +1,10 @@
-"""``qipo-zoo collect``: roll out a trained agent in a Gymnasium env into a Minari dataset (D4RL recipe).
+"""Roll out a trained agent in a Gymnasium env into a Minari dataset (D4RL recipe; ``qipo-zoo collect``).
 
 The D4RL recipe: run the behaviour policy (stochastic actions by default), record every
 transition, end episodes where the env terminates or truncates (time limit), and stop after a
 fixed number of steps (the last episode is then truncated by the budget). The agent may be a
 Stable-Baselines3 / sb3-contrib model zip as rl-baselines3-zoo publishes it (with its
-VecNormalize statistics and env wrappers, :mod:`qipo_agents.zoo.rl_zoo`) or a saved qipo_agents
+VecNormalize statistics and env wrappers, :mod:`qipo_agents.collection.rl_zoo`) or a saved qipo_agents
 agent. A recorder directly on the raw env keeps the env's own observations (the agent's wrappers
 sit outside it) and writes each episode to the Minari dataset as it ends, so a collection of
 millions of steps never sits in memory; an interrupted collection leaves no dataset behind.
@@ -22,11 +22,11 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from qipo_agents.collection.rl_zoo import ActingPolicy, load_rl_zoo_agent
 from qipo_agents.common.evaluation import check_env_spaces, normalized_score, reference_scores
 from qipo_agents.data.minari_loader import datasets_root
 from qipo_agents.errors import ConfigError, SpaceMismatchError
 from qipo_agents.zoo.envs import import_env_package
-from qipo_agents.zoo.rl_zoo import ActingPolicy, load_rl_zoo_agent
 
 
 @dataclass
@@ -108,7 +108,7 @@ def collect(
             collection is reproducible.
         reference: ``(random, expert)`` returns stored as ``ref_min_score`` / ``ref_max_score``;
             None: D4RL's for the env family (hopper, halfcheetah, walker2d, antmaze), else none.
-        vecnormalize, config, algo: for rl-zoo agents, see :func:`~qipo_agents.zoo.rl_zoo.load_rl_zoo_agent`.
+        vecnormalize, config, algo: for rl-zoo agents, see :func:`~qipo_agents.collection.rl_zoo.load_rl_zoo_agent`.
     """
     if n_steps < 1:
         raise ConfigError("--steps must be at least 1")

@@ -1,4 +1,4 @@
-"""D4RL's medium / medium-replay recipe: the replay split, the stopping rule, resumable SAC training, the tasks."""
+"""D4RL's medium / medium-replay recipe: the replay split, the stopping rule, resumable SAC training, the script."""
 
 from __future__ import annotations
 
@@ -15,12 +15,9 @@ from stable_baselines3 import SAC
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.save_util import load_from_pkl, save_to_pkl
 
-from qipo_agents.data import make_buffer
-from qipo_agents.errors import ConfigError, DatasetError
-from qipo_agents.zoo import sac_data
-from qipo_agents.zoo.collect import collect
-from qipo_agents.zoo.config import ALGOS, PROFILES, ZooFile
-from qipo_agents.zoo.sac_data import (
+from qipo_agents.collection import sac_medium
+from qipo_agents.collection.rollouts import collect
+from qipo_agents.collection.sac_medium import (
     ONE_THIRD_OF_EXPERT,
     SACRecipe,
     SACRun,
@@ -29,8 +26,10 @@ from qipo_agents.zoo.sac_data import (
     train_sac_until_medium,
     write_replay_dataset,
 )
+from qipo_agents.data import make_buffer
+from qipo_agents.errors import ConfigError, DatasetError
 
-from .conftest import invoke
+from ..zoo.conftest import invoke
 
 OBSERVATION_SPACE = gym.spaces.Box(-np.inf, np.inf, (2,), np.float64)
 ACTION_SPACE = gym.spaces.Box(-2.0, 2.0, (1,), np.float32)  # SAC stores actions scaled to [-1, 1]
@@ -148,22 +147,22 @@ def _train(recipe: SACRecipe, runs) -> SACRun:
 
 def test_interrupted_training_resumes_from_its_checkpoint_and_keeps_the_buffer(tmp_path, monkeypatch):
     recipe = _pendulum(threshold=1e9, max_steps=300, eval_freq=150)  # never reached: runs to the cap
-    real_returns = sac_data._stochastic_returns
+    real_returns = sac_medium._stochastic_returns
 
     def interrupted_at_the_second_evaluation(model, *args):
         if model.num_timesteps == 300:
             raise KeyboardInterrupt
         return real_returns(model, *args)
 
-    monkeypatch.setattr(sac_data, "_stochastic_returns", interrupted_at_the_second_evaluation)
+    monkeypatch.setattr(sac_medium, "_stochastic_returns", interrupted_at_the_second_evaluation)
     with pytest.raises(KeyboardInterrupt):
         _train(recipe, tmp_path)
-    files = sac_data.SACRunFiles(tmp_path, "Pendulum-v1")
+    files = sac_medium.SACRunFiles(tmp_path, "Pendulum-v1")
     assert files.latest_checkpoint() == files.checkpoint(150)
     saved = load_from_pkl(files.checkpoint(150) / "replay_buffer.pkl")
     assert saved.observations.shape == (150, 1, 3)  # saved without the empty capacity
 
-    monkeypatch.setattr(sac_data, "_stochastic_returns", real_returns)
+    monkeypatch.setattr(sac_medium, "_stochastic_returns", real_returns)
     run = _train(recipe, tmp_path)
     assert (run.reached, run.steps, run.policy) == (False, 300, None)
     assert [e.step for e in run.evaluations] == [150, 300]
@@ -225,16 +224,6 @@ def test_stopped_run_gives_the_policy_its_record_and_the_medium_replay_dataset(t
     shutil.rmtree(run.checkpoint)  # e.g. a folder that holds only the kept policy and its record
     with pytest.raises(ConfigError, match="replay_buffer.pkl not found: .*Train again with the recorded seed"):
         write_replay_dataset(run, "Pendulum-v1", "test/pendulum/other-v0")
-
-
-@pytest.mark.parametrize("profile", PROFILES)
-@pytest.mark.parametrize("algo", ALGOS)
-def test_sac_recipe_tasks_validate_without_their_data(algo, profile, minari_root):
-    zoo = ZooFile.load(algo)
-    for env, reference in (("hopper", 3234.3), ("halfcheetah", 12135.0), ("walker2d", 4592.3)):
-        for kind in ("medium-replay", "sac-medium"):
-            config = zoo.resolve(f"local-{env}-{kind}", profile)
-            assert list(config.datasets) == [f"local/{env}/{kind}-v0"] and config.reference_scores[1] == reference
 
 
 def test_list_shows_the_medium_replay_data_and_its_average(minari_root, tmp_path):

@@ -14,7 +14,7 @@ import pytest
 
 from qipo_agents.data import make_buffer
 
-from .conftest import invoke
+from ..zoo.conftest import invoke
 
 # a folder of rl-baselines3-zoo agents (sac-Hopper-v3.zip, ppo-HalfCheetah-v3.zip with its
 # ppo-HalfCheetah-v3-vecnormalize.pkl, ...); the tests that roll them out skip without it
