@@ -1,8 +1,8 @@
 """Score of saved agents acting with sampled actions, the zero-noise (deterministic) action,
 (``--temperatures T ...``) sampled actions from noise scaled by ``T`` (``acting_temperature``) and
 (``--best-of-n N``) the best of N sampled actions by the agent's critic and (``--mean-of K``) the
-mean of K sampled actions per state (the policy's conditional mean, the action a deterministic BC
-regresses to).
+mean of K sampled actions per state (``deterministic_action="mean"``: the policy's mean action, the
+action a deterministic BC regresses to).
 
 A flow or diffusion policy fitted to data from a stochastic behaviour policy reproduces that
 policy's exploration noise when it samples; its zero-noise action is the central one, as a
@@ -20,37 +20,9 @@ from typing import Any
 
 import bench_utils as bu
 import gymnasium as gym
-import numpy as np
-import torch
 
 from qipo_agents.common.evaluation import evaluate, reference_scores
 from qipo_agents.qipo.algorithm import QIPO
-from qipo_agents.qipo.support import clip_actions
-
-
-class MeanAction:
-    """Acts with the mean of ``k`` actions of ``agent`` per state, drawn from ``k`` fixed noises
-    (the same every step): ``predict(obs (n, obs_dim)) -> (actions (n, action_dim), None)``."""
-
-    def __init__(self, agent: QIPO, k: int):
-        self.agent, self.k = agent, k
-        self.observation_space, self.action_space = agent.observation_space, agent.action_space
-        action_dim = agent.action_space.shape[0]
-        self.noise = torch.randn(k, action_dim, generator=torch.Generator().manual_seed(0))
-
-    @torch.no_grad()
-    def predict(self, observations: np.ndarray, state=None, episode_start=None, deterministic: bool = True):
-        agent, n = self.agent, observations.shape[0]
-        obs = torch.as_tensor(
-            agent.observation_normalizer.transform(observations), dtype=torch.float32, device=agent.device
-        )
-        repeated, noise = obs.repeat_interleave(self.k, dim=0), self.noise.to(agent.device).repeat(n, 1)
-        if agent.acts_in_one_step:
-            actions = agent.policy.one_step(repeated, noise)
-        else:
-            actions = agent.sampler.sample(agent.policy.actor_ema, repeated, noise, guidance=agent.beta)
-        actions = clip_actions(actions, agent.action_low, agent.action_high)
-        return actions.view(n, self.k, -1).mean(dim=1).cpu().numpy(), None
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -91,9 +63,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             scores[rule] = result.to_dict()
         if args.mean_of:
             agent.best_of_n, agent.acting_temperature = 1, 1.0
-            actor = MeanAction(agent, args.mean_of)
-            result = evaluate(actor, gym.make(env_id), args.episodes, True, 0, reference, n_envs=args.n_envs)
+            agent.deterministic_action, agent.mean_action_samples = "mean", args.mean_of
+            result = evaluate(agent, gym.make(env_id), args.episodes, True, 0, reference, n_envs=args.n_envs)
             scores[f"mean_of_{args.mean_of}"] = result.to_dict()
+            agent.deterministic_action = "zero_noise"
         results.append({"agent": path, "env": env_id, "num_timesteps": agent.num_timesteps, **scores})
         rows.append(
             [

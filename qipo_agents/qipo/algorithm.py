@@ -128,6 +128,10 @@ class QIPO(OfflineAlgorithm):
             zero-noise action (under the OT path a Gaussian policy's standard deviation scales by
             it exactly) while keeping some of the policy's stochasticity. Acting only: support
             actions and the critic's next actions are always drawn at temperature 1.
+        deterministic_action: what ``predict(obs, deterministic=True)`` acts with: ``"zero_noise"``
+            (the default: the policy's action at zero noise) or ``"mean"`` (the mean of
+            ``mean_action_samples`` actions from fixed noises, the policy's mean action).
+        mean_action_samples: actions averaged per state by ``deterministic_action="mean"``.
         normalize_observations: standardise observations with dataset statistics (saved).
         reward_scaling: ``"locomotion"`` (QGPO: ``r * 1000 / (max return - min return)``),
             ``"antmaze"`` (``r - 1``) or ``"none"``.
@@ -366,8 +370,12 @@ class QIPO(OfflineAlgorithm):
 
         ``deterministic=True`` integrates from zero noise (plus fixed noises for the other
         ``best_of_n`` candidates), so the same observation always gives the same action: the
-        policy's central action, like SB3's mean action. For a strongly multimodal policy it can
-        fall between modes; use ``best_of_n > 1`` or stochastic actions there.
+        policy's central action. With ``deterministic_action="mean"`` it is instead the mean of
+        ``mean_action_samples`` actions drawn from fixed noises, an estimate of the policy's mean
+        action ``E[a | s]`` (what SB3's deterministic Gaussian policies and a regression BC act
+        with); it costs ``mean_action_samples`` times the network evaluations, batched. For a
+        strongly multimodal policy either can fall between modes; use ``best_of_n > 1`` or
+        stochastic actions there.
         ``guidance_scale`` picks ``beta`` for a guidance-conditioned agent (``guidance_max`` set).
         """
         return super().predict(observation, state, episode_start, deterministic, guidance_scale=guidance_scale)
@@ -381,13 +389,16 @@ class QIPO(OfflineAlgorithm):
             if not 0.0 <= guidance_scale <= config.guidance_max:
                 raise ValueError(f"guidance_scale must lie in [0, {config.guidance_max}], got {guidance_scale}")
         obs = torch.as_tensor(self.observation_normalizer.transform(observations), device=self.device)
-        n, n_candidates, action_dim = obs.shape[0], config.best_of_n, self.action_space.shape[0]
+        mean_action = deterministic and config.deterministic_action == "mean"
+        n_candidates = config.mean_action_samples if mean_action else config.best_of_n
+        n, action_dim = obs.shape[0], self.action_space.shape[0]
         if deterministic:
-            # zero noise (the noise distribution's mode) maps to the policy's central action, as
-            # SB3's deterministic actions are the mean; further best-of-N candidates use fixed noise
+            # zero noise (the noise distribution's mode) maps to the policy's central action;
+            # further best-of-N candidates, or the mean's samples, use fixed noises
             fixed = torch.Generator(device=self.device).manual_seed(0)
             noise = torch.randn(n_candidates, action_dim, device=self.device, generator=fixed)
-            noise[0] = 0.0
+            if not mean_action:
+                noise[0] = 0.0
             noise = noise.repeat(n, 1)
         else:
             noise = torch.randn(n * n_candidates, action_dim, device=self.device, generator=self.generator)
@@ -403,7 +414,10 @@ class QIPO(OfflineAlgorithm):
             actions = self.policy.one_step(repeated, noise)
         else:
             actions = self.sampler.sample(self.policy.actor_ema, repeated, noise, guidance=guidance)
-        if n_candidates > 1:
+        if mean_action:
+            actions = clip_actions(actions, self.action_low, self.action_high)  # as each action would be acted
+            actions = actions.view(n, n_candidates, action_dim).mean(dim=1)
+        elif n_candidates > 1:
             actions = clip_actions(actions, self.action_low, self.action_high)
             q = self.policy.critic.min_q(repeated, actions).view(n, n_candidates)
             best = q.argmax(dim=1)

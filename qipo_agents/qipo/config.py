@@ -67,7 +67,7 @@ class QIPOConfig(BaseModel):
         "beta min_effective_support n_support_actions include_dataset_action renew_interval n_support_states "
         "policy_steps policy_batch_size policy_learning_rate policy_tau distill_steps distill_batch_size "
         "distill_learning_rate extraction_alpha extraction_trust_limit one_step_acting n_sampling_steps solver "
-        "best_of_n acting_temperature sampling_chunk_size precision".split()
+        "best_of_n acting_temperature deterministic_action mean_action_samples sampling_chunk_size precision".split()
     )
 
     # ---------------------------------------------------------------- behaviour warm-up (K1)
@@ -129,6 +129,13 @@ class QIPOConfig(BaseModel):
     acting_temperature: float = Field(
         1.0, ge=0, description="noise scale an acted action starts from (1: sample the policy; 0: zero noise)"
     )
+    deterministic_action: Literal["zero_noise", "mean"] = Field(
+        "zero_noise",
+        description="predict(deterministic=True): the action of zero noise, or the mean of mean_action_samples actions",
+    )
+    mean_action_samples: Integer = Field(
+        32, ge=1, description="actions averaged per state by deterministic_action='mean' (fixed noises)"
+    )
     sampling_chunk_size: Integer = Field(16_384, ge=1, description="(state, action) pairs per batched sampling call")
 
     # ---------------------------------------------------------------- data, precision and networks
@@ -166,6 +173,12 @@ class QIPOConfig(BaseModel):
                 ("extraction_alpha", "distill_steps"),
                 "extraction_alpha shapes the one-step policy, which only distill_steps > 0 trains; "
                 "set distill_steps (the CPU recipe: 10000) or leave extraction_alpha None",
+            )
+        if self.deterministic_action == "mean" and self.best_of_n > 1:
+            raise combination_error(
+                ("deterministic_action", "best_of_n"),
+                "deterministic_action='mean' averages the policy's actions and best_of_n picks one of them: "
+                "set best_of_n=1 or deterministic_action='zero_noise'",
             )
         try:
             path = make_path(self.path_name, **self.path_kwargs)

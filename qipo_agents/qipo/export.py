@@ -45,7 +45,8 @@ class ActingPolicy(nn.Module):
         agent: a trained :class:`~qipo_agents.QIPO` agent acting with one sample per step
             (``best_of_n == 1``): a best-of-N agent ranks candidates with its critic, which an
             exported policy would have to carry; set ``agent.best_of_n = 1`` to export the
-            policy it samples from.
+            policy it samples from. Its deterministic action must be the zero-noise one
+            (``deterministic_action="zero_noise"``), which the file gives for zero noise.
     """
 
     def __init__(self, agent: QIPO):
@@ -54,6 +55,12 @@ class ActingPolicy(nn.Module):
             raise ExportError(
                 f"the agent acts with the best of {agent.best_of_n} sampled actions by its critic; only "
                 "single-sample policies export (set agent.best_of_n = 1 to export the policy it samples from)"
+            )
+        if agent.deterministic_action != "zero_noise":
+            raise ExportError(
+                f"the agent's deterministic action is the mean of {agent.mean_action_samples} sampled actions, "
+                "which the exported graph (one noise in, one action out) does not compute: average its outputs "
+                "over that many noises, or set agent.deterministic_action = 'zero_noise' to export"
             )
         acting = agent.policy.one_step if agent.acts_in_one_step else agent.policy.actor_ema
         self.one_step = agent.acts_in_one_step

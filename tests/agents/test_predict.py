@@ -1,4 +1,4 @@
-"""predict(): shapes, determinism, guidance scale, best-of-N and clear errors on bad input."""
+"""predict(): shapes, determinism, the mean action, guidance scale, best-of-N and clear errors on bad input."""
 
 import numpy as np
 import pytest
@@ -118,3 +118,36 @@ def test_acting_temperature_scales_the_sampled_spread(agent_class):
     np.testing.assert_array_equal(agent.predict(state[:3])[0], agent.predict(state[:3], deterministic=True)[0])
     with pytest.raises(ValueError, match="acting_temperature: must be >= 0, got -0.5"):
         agent_class("MlpPolicy", data, acting_temperature=-0.5, **TINY)
+
+
+def test_the_mean_action_is_the_average_of_the_policys_actions(agent_class, tmp_path):
+    """``deterministic_action="mean"``: ``predict(deterministic=True)`` acts with the policy's mean
+    action (here about ``0.3 s`` for ``a ~ N(0.3 s, 0.3^2)``), the same on every call, where the
+    zero-noise action is the policy's own central one; both refuse what they cannot combine with."""
+    rng = np.random.default_rng(0)
+    states = rng.uniform(-1, 1, size=(4000, 1)).astype(np.float32)
+    actions = np.clip(0.3 * states + 0.3 * rng.standard_normal((4000, 1)), -1, 1).astype(np.float32)
+    data = {
+        "observations": states,
+        "actions": actions,
+        "rewards": np.zeros(4000, np.float32),
+        "next_observations": states,
+        "terminations": np.ones(4000, dtype=bool),
+        "truncations": np.zeros(4000, dtype=bool),
+    }
+    config = {**TINY, "behavior_steps": 1500, "behavior_learning_rate": 2e-3, "policy_tau": 0.05, "n_sampling_steps": 8}
+    agent = agent_class(
+        "MlpPolicy", data, reward_scaling="none", deterministic_action="mean", mean_action_samples=256, **config
+    ).learn()
+    state = np.full((4000, 1), 0.5, dtype=np.float32)
+    sampled_mean = agent.predict(state)[0].mean()
+    mean_action = agent.predict(state[:2], deterministic=True)[0]
+    np.testing.assert_array_equal(mean_action, agent.predict(state[:2], deterministic=True)[0])
+    assert abs(mean_action[0, 0] - sampled_mean) < 0.04, (mean_action, sampled_mean)
+    assert abs(mean_action[0, 0] - 0.15) < 0.08, mean_action
+    with pytest.raises(ValueError, match="deterministic_action='mean' averages"):
+        agent.best_of_n = 4
+    with pytest.raises(ValueError, match="mean of 256 sampled actions"):
+        agent.export(tmp_path / "policy.onnx")
+    with pytest.raises(ValueError, match="deterministic_action"):
+        agent_class("MlpPolicy", data, deterministic_action="median", **TINY)
