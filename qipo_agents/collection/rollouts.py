@@ -165,7 +165,6 @@ def collect(
         f"{n_episodes} episodes, {n_steps} steps of {policy.description} ({mode} actions) in {env_id}, "
         f"collected with `qipo-zoo collect` (D4RL recipe)"
     )
-    normalized = None
     stats: dict[str, Any] = {
         "collection": {
             "model": str(model),
@@ -176,13 +175,24 @@ def collect(
         },
         "description": description or summary,
     }
-    if len(returns_arr):
-        stats.update(mean_return=round(float(returns_arr.mean()), 2), std_return=round(float(returns_arr.std()), 2))
+    normalized = write_return_statistics(writer, stats, returns_arr, reference)
+    return Collected(dataset_id, target, n_episodes, n_steps, returns_arr, normalized, policy.description)
+
+
+def write_return_statistics(
+    writer: EpisodeWriter, stats: dict[str, Any], returns: np.ndarray, reference: tuple[float, float] | None
+) -> np.ndarray | None:
+    """Add the episodes' mean and std return (and, with ``reference`` (random, expert) returns,
+    their mean D4RL-normalised score) to ``stats``, write it as the dataset's metadata and return
+    the normalised scores ``(n_episodes,)`` (None without a reference or episodes)."""
+    normalized = None
+    if len(returns):
+        stats.update(mean_return=round(float(returns.mean()), 2), std_return=round(float(returns.std()), 2))
         if reference is not None:
-            normalized = normalized_score(returns_arr, *reference)
+            normalized = normalized_score(returns, *reference)
             stats["normalized_score"] = round(float(normalized.mean()), 2)
     writer.dataset.storage.update_metadata(stats)
-    return Collected(dataset_id, target, n_episodes, n_steps, returns_arr, normalized, policy.description)
+    return normalized
 
 
 def new_dataset_target(dataset_id: str) -> Path:

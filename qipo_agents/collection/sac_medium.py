@@ -40,7 +40,7 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.save_util import load_from_pkl, save_to_pkl
 
-from qipo_agents.collection.rollouts import Collected, EpisodeWriter, new_dataset_target
+from qipo_agents.collection.rollouts import Collected, EpisodeWriter, new_dataset_target, write_return_statistics
 from qipo_agents.common.evaluation import normalized_score, reference_scores
 from qipo_agents.errors import ConfigError, DatasetError
 
@@ -600,11 +600,5 @@ def write_replay_dataset(
         "description": description
         or f"the replay buffer of a SAC training in {env_id} up to its stop at step {run.steps} (D4RL recipe)",
     }
-    normalized = None
-    if len(returns):
-        stats.update(mean_return=round(float(returns.mean()), 2), std_return=round(float(returns.std()), 2))
-        if reference is not None:
-            normalized = normalized_score(returns, *reference)
-            stats["normalized_score"] = round(float(normalized.mean()), 2)
-    writer.dataset.storage.update_metadata(stats)
+    normalized = write_return_statistics(writer, stats, returns, reference)
     return Collected(dataset_id, target, len(episodes), run.steps, returns, normalized, "stable-baselines3 SAC")

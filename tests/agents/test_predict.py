@@ -7,6 +7,30 @@ from qipo_agents.errors import SpaceMismatchError
 
 from .conftest import TINY
 
+#: a budget that fits the behaviour model of :func:`_gaussian_policy_data` closely
+GAUSSIAN_FIT = {
+    **TINY,
+    "behavior_steps": 1500,
+    "behavior_learning_rate": 2e-3,
+    "policy_tau": 0.05,
+    "n_sampling_steps": 8,
+}
+
+
+def _gaussian_policy_data(n: int = 4000) -> dict[str, np.ndarray]:
+    """One-step episodes of a Gaussian behaviour policy ``a ~ N(0.3 s, 0.3^2)``, ``s ~ U[-1, 1]``, no reward."""
+    rng = np.random.default_rng(0)
+    states = rng.uniform(-1, 1, size=(n, 1)).astype(np.float32)
+    actions = np.clip(0.3 * states + 0.3 * rng.standard_normal((n, 1)), -1, 1).astype(np.float32)
+    return {
+        "observations": states,
+        "actions": actions,
+        "rewards": np.zeros(n, np.float32),
+        "next_observations": states,
+        "terminations": np.ones(n, dtype=bool),
+        "truncations": np.zeros(n, dtype=bool),
+    }
+
 
 def test_single_and_batched_observations(tiny_agent):
     action, state = tiny_agent.predict(np.array([0.3], dtype=np.float32))
@@ -94,18 +118,7 @@ def test_diffusion_agent_acts_with_qgpos_solver(bandit_data):
 def test_acting_temperature_scales_the_sampled_spread(agent_class):
     """On a Gaussian policy ``a ~ N(0.3 s, 0.3^2)`` both paths map noise to actions linearly, so the
     temperature scales the sampled standard deviation; temperature 0 is the zero-noise action."""
-    rng = np.random.default_rng(0)
-    states = rng.uniform(-1, 1, size=(4000, 1)).astype(np.float32)
-    actions = np.clip(0.3 * states + 0.3 * rng.standard_normal((4000, 1)), -1, 1).astype(np.float32)
-    data = {
-        "observations": states,
-        "actions": actions,
-        "rewards": np.zeros(4000, np.float32),
-        "next_observations": states,
-        "terminations": np.ones(4000, dtype=bool),
-        "truncations": np.zeros(4000, dtype=bool),
-    }
-    config = {**TINY, "behavior_steps": 1500, "behavior_learning_rate": 2e-3, "policy_tau": 0.05, "n_sampling_steps": 8}
+    data, config = _gaussian_policy_data(), GAUSSIAN_FIT
     agent = agent_class("MlpPolicy", data, reward_scaling="none", **config).learn()
     state = np.full((4000, 1), 0.5, dtype=np.float32)
     spread = {}
@@ -124,18 +137,7 @@ def test_the_mean_action_is_the_average_of_the_policys_actions(agent_class, tmp_
     """``deterministic_action="mean"``: ``predict(deterministic=True)`` acts with the policy's mean
     action (here about ``0.3 s`` for ``a ~ N(0.3 s, 0.3^2)``), the same on every call, where the
     zero-noise action is the policy's own central one; both refuse what they cannot combine with."""
-    rng = np.random.default_rng(0)
-    states = rng.uniform(-1, 1, size=(4000, 1)).astype(np.float32)
-    actions = np.clip(0.3 * states + 0.3 * rng.standard_normal((4000, 1)), -1, 1).astype(np.float32)
-    data = {
-        "observations": states,
-        "actions": actions,
-        "rewards": np.zeros(4000, np.float32),
-        "next_observations": states,
-        "terminations": np.ones(4000, dtype=bool),
-        "truncations": np.zeros(4000, dtype=bool),
-    }
-    config = {**TINY, "behavior_steps": 1500, "behavior_learning_rate": 2e-3, "policy_tau": 0.05, "n_sampling_steps": 8}
+    data, config = _gaussian_policy_data(), GAUSSIAN_FIT
     agent = agent_class(
         "MlpPolicy", data, reward_scaling="none", deterministic_action="mean", mean_action_samples=256, **config
     ).learn()
