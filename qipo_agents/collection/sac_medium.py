@@ -41,6 +41,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.save_util import load_from_pkl, save_to_pkl
 
 from qipo_agents.collection.rollouts import Collected, EpisodeWriter, new_dataset_target, write_return_statistics
+from qipo_agents.common.atomic import atomic_write, write_text_atomic
 from qipo_agents.common.evaluation import normalized_score, reference_scores
 from qipo_agents.errors import ConfigError, DatasetError
 
@@ -307,7 +308,8 @@ def train_sac_until_medium(
     checkpoint = files.checkpoint(model.num_timesteps)
     if decision == "cap":
         return SACRun(False, model.num_timesteps, evaluations, checkpoint, None)
-    _atomic_save(files.policy, lambda path: model.save(path))
+    with atomic_write(files.policy, binary=True) as file:
+        model.save(file)
     record = {
         "env_id": recipe.env_id,
         "stopped_at_step": model.num_timesteps,
@@ -316,7 +318,7 @@ def train_sac_until_medium(
         "evaluations": [asdict(e) for e in evaluations],
         "versions": _versions(),
     }
-    _atomic_save(files.record, lambda path: Path(path).write_text(json.dumps(record, indent=1) + "\n"))
+    write_text_atomic(files.record, json.dumps(record, indent=1) + "\n")
     return SACRun(True, model.num_timesteps, evaluations, checkpoint, files.policy)
 
 
@@ -336,7 +338,7 @@ def _claim_runs_folder(files: SACRunFiles, recipe: SACRecipe) -> None:
     if files.record.is_file() or files.latest_checkpoint() is not None:
         return  # a copied run without its recipe (e.g. only the kept policy and record)
     files.recipe.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_save(files.recipe, lambda path: Path(path).write_text(json.dumps(recipe.identity(), indent=1) + "\n"))
+    write_text_atomic(files.recipe, json.dumps(recipe.identity(), indent=1) + "\n")
 
 
 def stopped_run(runs: str | Path, env_id: str) -> SACRun:
@@ -387,13 +389,6 @@ def _stochastic_returns(model: SAC, env: gym.Env, n_episodes: int, first_seed: i
             done = terminated or truncated
         returns.append(total)
     return returns
-
-
-def _atomic_save(path: Path, write) -> None:
-    """``write(temporary path)``, then move it onto ``path`` (a reader never sees half a file)."""
-    temporary = path.with_name(path.name + ".tmp")
-    write(temporary)
-    os.replace(temporary, path)
 
 
 def _save_checkpoint(model: SAC, evaluations: list[Evaluation], files: SACRunFiles) -> None:
