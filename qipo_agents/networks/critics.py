@@ -71,6 +71,25 @@ class EnsembleLinear(nn.Module):
         return torch.baddbmm(self.bias, x, self.weight)
 
 
+class EnsembleLayerNorm(nn.Module):
+    """Layer normalisation of each member's features, with each member's own gain and shift:
+    ``x (n_members, batch, features) -> (n_members, batch, features)``.
+
+    Args:
+        n_members: ensemble members.
+        features: width normalised over.
+    """
+
+    def __init__(self, n_members: int, features: int):
+        super().__init__()
+        self.features = features
+        self.weight = nn.Parameter(torch.ones(n_members, 1, features))
+        self.bias = nn.Parameter(torch.zeros(n_members, 1, features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.layer_norm(x, (self.features,)) * self.weight + self.bias
+
+
 class QEnsemble(nn.Module):
     """``n_critics`` independent Q MLPs (QGPO: two, ``[256, 256, 256]``, ReLU), evaluated as one.
 
@@ -85,14 +104,28 @@ class QEnsemble(nn.Module):
     layer and member. Each member starts from the weights that its own ``nn.Linear`` MLP would
     draw from the same random state (members one after another, each layer by layer).
 
+    ``layer_norm`` normalises each hidden layer's pre-activations (gain and shift per member) as
+    ReBRAC's critic does (Tarasov et al., 2023): every hidden feature stays of unit scale however
+    far an action lies from the data, so ``Q`` grows at most linearly in the last layer's weights
+    there instead of with the input's norm. It draws no random numbers: the linear layers start
+    from the same weights with or without it.
+
     Args:
         obs_dim: observation size.
         action_dim: action size.
         hidden_dims: widths of each member's hidden layers.
         n_critics: members (2: the twin critic).
+        layer_norm: a :class:`EnsembleLayerNorm` before each hidden ReLU.
     """
 
-    def __init__(self, obs_dim: int, action_dim: int, hidden_dims: Sequence[int] = (256, 256, 256), n_critics: int = 2):
+    def __init__(
+        self,
+        obs_dim: int,
+        action_dim: int,
+        hidden_dims: Sequence[int] = (256, 256, 256),
+        n_critics: int = 2,
+        layer_norm: bool = False,
+    ):
         super().__init__()
         if n_critics < 1:
             raise ValueError(f"n_critics must be >= 1, got {n_critics}")
@@ -101,6 +134,7 @@ class QEnsemble(nn.Module):
         self.layers = nn.ModuleList(
             EnsembleLinear(n_critics, in_width, out_width) for in_width, out_width in zip(widths[:-1], widths[1:])
         )
+        self.norms = nn.ModuleList(EnsembleLayerNorm(n_critics, width) for width in hidden_dims) if layer_norm else None
         for member in range(n_critics):
             for layer in self.layers:
                 layer.reset_member(member)
@@ -109,8 +143,11 @@ class QEnsemble(nn.Module):
         x = torch.cat([obs, action], dim=-1)
         h = x.expand(self.n_critics, *x.shape)
         *hidden, output = self.layers
-        for layer in hidden:
-            h = torch.relu(layer(h))
+        for index, layer in enumerate(hidden):
+            h = layer(h)
+            if self.norms is not None:
+                h = self.norms[index](h)
+            h = torch.relu(h)
         return float32_layer(output, h).squeeze(-1)
 
     def min_q(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:

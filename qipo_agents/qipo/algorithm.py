@@ -143,6 +143,7 @@ class QIPO(OfflineAlgorithm):
         policy_kwargs: actor/critic shapes: ``hidden_dims`` (512, 256, 128), ``architecture``
             (``"unet"`` or ``"mlp"``), ``embed_dim`` (128), ``critic_hidden_dims`` (256, 256, 256),
             ``n_critics`` (2: twin Q-networks; every use of Q takes the minimum over them),
+            ``critic_layer_norm`` (False; True: layer normalisation in the Q-networks, ReBRAC's critic),
             and, with ``distill_steps > 0``, the one-step policy's: ``one_step_architecture``
             (``"field"``: a copy of the actor read once at the noise end and started from it, the
             default; ``"mlp"``: a plain MLP of ``one_step_hidden_dims``, (256, 256, 256), from scratch).

@@ -31,6 +31,8 @@ class QIPOPolicy(nn.Module):
         hidden_dims, architecture, embed_dim: the actor's :class:`FieldNetwork` shape.
         critic_hidden_dims: widths of each Q MLP (and of ``V``).
         n_critics: Q-networks in the critic ensemble (2: the twin critic); every use takes their minimum.
+        critic_layer_norm: layer normalisation in each Q-network's hidden layers (ReBRAC's critic;
+            :class:`~qipo_agents.networks.critics.QEnsemble`).
         guidance_max: make the actor guidance-conditioned over ``[0, guidance_max]``.
         use_value_network: build ``value`` (expectile critic).
         one_step_architecture: build ``one_step``: ``"field"`` (a copy of the actor read once at
@@ -52,6 +54,7 @@ class QIPOPolicy(nn.Module):
         embed_dim: int = 128,
         critic_hidden_dims: Sequence[int] = (256, 256, 256),
         n_critics: int = 2,
+        critic_layer_norm: bool = False,
         guidance_max: float | None = None,
         use_value_network: bool = False,
         actor_learning_rate: float = 1e-4,
@@ -72,7 +75,7 @@ class QIPOPolicy(nn.Module):
             guidance_max=guidance_max,
         )
         self.actor_ema = copy.deepcopy(self.actor).requires_grad_(False)
-        self.critic = QEnsemble(obs_dim, action_dim, critic_hidden_dims, n_critics)
+        self.critic = QEnsemble(obs_dim, action_dim, critic_hidden_dims, n_critics, critic_layer_norm)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.value = ValueNetwork(obs_dim, critic_hidden_dims) if use_value_network else None
         # fused Adam: one kernel over all parameters. On one CPU thread at 2 x 256 MLPs, step() took

@@ -71,3 +71,37 @@ def test_outputs_losses_and_adam_steps_match_the_per_member_layout():
         for layer, linear in zip(ensemble.layers, linears, strict=True):
             torch.testing.assert_close(layer.weight[index], linear.weight.T, rtol=0, atol=1e-5)
             torch.testing.assert_close(layer.bias[index, 0], linear.bias, rtol=0, atol=1e-5)
+
+
+def test_layer_norm_members_match_per_member_linear_layer_norm_relu_and_stay_bounded_far_from_the_data():
+    torch.manual_seed(1)
+    ensemble = QEnsemble(OBS_DIM, ACTION_DIM, HIDDEN, N_CRITICS, layer_norm=True)
+    with torch.no_grad():  # distinct gains and shifts per member, so a shared one would fail
+        for norm in ensemble.norms:
+            norm.weight.uniform_(0.5, 1.5)
+            norm.bias.uniform_(-0.5, 0.5)
+    obs, action, _ = batch(0)
+
+    def member_q(index: int, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        h = torch.cat([obs, action], dim=-1)
+        for layer, norm in zip(ensemble.layers[:-1], ensemble.norms, strict=True):
+            h = F.linear(h, layer.weight[index].T, layer.bias[index, 0])
+            h = F.layer_norm(h, (h.shape[-1],), norm.weight[index, 0], norm.bias[index, 0]).relu()
+        last = ensemble.layers[-1]
+        return F.linear(h, last.weight[index].T, last.bias[index, 0]).squeeze(-1)
+
+    expected = torch.stack([member_q(index, obs, action) for index in range(N_CRITICS)])
+    torch.testing.assert_close(ensemble(obs, action), expected, rtol=0, atol=1e-5)
+    # the linear layers draw the same weights as without layer norm
+    torch.manual_seed(1)
+    plain = QEnsemble(OBS_DIM, ACTION_DIM, HIDDEN, N_CRITICS)
+    for layer, plain_layer in zip(ensemble.layers, plain.layers, strict=True):
+        assert torch.equal(layer.weight, plain_layer.weight)
+    # far from the data a plain critic's Q grows with the action's norm. The normalised one cannot:
+    # a normalised feature vector has norm sqrt(width); gains <= 1.5 and shifts <= 0.5 in size bound
+    # it by 2 sqrt(width), and the ReLU only shrinks it, so |Q| <= ||w_last|| 2 sqrt(width) + |b_last|
+    far = action * 1e4
+    last = ensemble.layers[-1]
+    bound = max(last.weight[i].norm() * 2 * HIDDEN[-1] ** 0.5 + last.bias[i].abs().max() for i in range(N_CRITICS))
+    assert ensemble(obs, far).abs().max() <= bound
+    assert plain(obs, far).abs().max() > 10 * bound
