@@ -21,7 +21,7 @@ from qipo_agents.common.base import OfflineAlgorithm
 from qipo_agents.data.device_buffer import DeviceBuffer
 from qipo_agents.data.scalers import ObservationNormalizer, RewardScaler
 from qipo_agents.generative.paths import ProbabilityPath, make_path
-from qipo_agents.qipo.behavior import BehaviorWarmup
+from qipo_agents.qipo.behavior import BehaviorWarmup, CriticWithBehaviorSteps
 from qipo_agents.qipo.config import QIPOConfig
 from qipo_agents.qipo.critic import ExpectileQLearning, InSupportSoftmaxQLearning
 from qipo_agents.qipo.distillation import OneStepDistillation
@@ -99,6 +99,10 @@ class QIPO(OfflineAlgorithm):
         critic_batch_size: minibatch size of the critic phase.
         policy_batch_size: (state, support action) pairs per refinement minibatch.
         behavior_learning_rate: Adam step size of the behaviour warm-up (1e-4).
+        behavior_during_critic: (beyond the paper) every critic step also takes a behaviour
+            warm-up step, so the behaviour model trains for ``behavior_steps + critic_steps``
+            steps within the same schedule (one step updates each network once, as IQL and TD3+BC
+            count a step); the critic does not read the actor, so it learns as it does alone (False).
         critic_learning_rate: Adam step size of the critic (3e-4).
         policy_learning_rate: Adam step size of the refinement (1e-4).
         distill_steps: gradient steps of the one-step distillation after the refinement (0: none).
@@ -219,12 +223,16 @@ class QIPO(OfflineAlgorithm):
         interruptible = {"check_interrupt": self._raise_pending_interrupt}
         if name == BEHAVIOR:
             return BehaviorWarmup(*inputs)
-        if name == CRITIC and self.config.critic_type == "expectile":
-            return ExpectileQLearning(*inputs)
         if name == CRITIC:
-            return InSupportSoftmaxQLearning(
-                *inputs, n_support_transitions=self.critic_support_transitions, **interruptible
-            )
+            if self.config.critic_type == "expectile":
+                critic = ExpectileQLearning(*inputs)
+            else:
+                critic = InSupportSoftmaxQLearning(
+                    *inputs, n_support_transitions=self.critic_support_transitions, **interruptible
+                )
+            if self.config.behavior_during_critic:
+                return CriticWithBehaviorSteps(critic, BehaviorWarmup(*inputs))
+            return critic
         if name == DISTILL:
             return OneStepDistillation(*inputs)
         return QWeightedRefinement(

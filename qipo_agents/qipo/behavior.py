@@ -1,13 +1,22 @@
-"""Phase 1 — behaviour warm-up (K1): fit the policy to the dataset's actions with the plain loss."""
+"""Phase 1 — behaviour warm-up (K1): fit the policy to the dataset's actions with the plain loss.
+
+With ``behavior_during_critic`` (beyond the paper) the warm-up also goes on through the critic
+phase: each of its steps updates the critic and then the behaviour model, one minibatch each, as
+IQL and TD3+BC count one step for an update of every network. Neither critic reads the actor while
+it trains (the in-support critic draws its support actions once, at the phase's start), so the
+critic learns as it does alone (from other minibatches: the two share the run's generator), and the
+behaviour model gets ``behavior_steps + critic_steps`` updates within the same step budget.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import torch
 
 from qipo_agents.common.precision import training_autocast
 from qipo_agents.generative.losses import energy_weighted_loss
+from qipo_agents.qipo.critic import CriticLoss
 from qipo_agents.qipo.phase import Phase
 
 
@@ -47,3 +56,33 @@ class BehaviorWarmup(Phase):
             )
         self.policy.update_actor(loss, self.config.policy_tau)
         return BehaviorLoss(loss.detach())
+
+
+@dataclass(frozen=True)
+class CriticAndBehaviorLoss(CriticLoss):
+    behavior_loss: torch.Tensor
+
+
+class CriticWithBehaviorSteps(Phase):
+    """The critic phase ``critic`` with one :class:`BehaviorWarmup` step after each of its steps.
+
+    Starts, saves and resumes as ``critic`` (the behaviour model's state is in the networks and the
+    generator); its losses are the critic's with ``behavior_loss`` added.
+    """
+
+    def __init__(self, critic: Phase, behavior: BehaviorWarmup):
+        self.critic, self.behavior, self.name = critic, behavior, critic.name
+
+    def start(self) -> None:
+        self.critic.start()
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return self.critic.state_dict()
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.critic.load_state_dict(state)
+
+    def train_step(self) -> CriticAndBehaviorLoss:
+        critic_loss = self.critic.train_step()
+        behavior_loss = self.behavior.train_step().behavior_loss
+        return CriticAndBehaviorLoss(**asdict(critic_loss), behavior_loss=behavior_loss)

@@ -74,6 +74,9 @@ class QIPOConfig(BaseModel):
     behavior_steps: Integer = Field(600_000, ge=0, description="gradient steps of the behaviour warm-up (K1)")
     behavior_batch_size: Integer = Field(4096, ge=1, description="transitions per behaviour warm-up step")
     behavior_learning_rate: float = Field(1e-4, ge=0, description="Adam step size of the behaviour warm-up")
+    behavior_during_critic: bool = Field(
+        False, description="every critic step also takes a behaviour warm-up step (both networks train at once)"
+    )
 
     # ---------------------------------------------------------------- critic (K2)
     critic_type: Literal["in_support_softmax", "expectile"] = Field(

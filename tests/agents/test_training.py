@@ -291,3 +291,61 @@ def test_trust_region_keeps_the_effective_support_floor(agent_class, bandit_data
     k = TINY["n_support_actions"] + 1  # the dataset action joins each group
     assert float(last[header.index("train/effective_support")]) >= 0.6 * k - 1e-3
     assert float(last[header.index("train/beta_mean")]) < 50.0
+
+
+def _behavior_distance_to_the_data(agent, data) -> float:
+    """1-d Wasserstein distance between the behaviour model's actions (one per dataset state, fixed
+    noise) and the dataset's actions."""
+    noise = torch.randn(len(data["actions"]), 1, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        actions = agent.sampler.sample(agent.policy.actor_ema, agent.data.observations, noise)[:, 0].numpy()
+    return float(np.abs(np.sort(actions) - np.sort(data["actions"][:, 0])).mean())
+
+
+class StopAt(BaseCallback):
+    def __init__(self, step: int):
+        super().__init__()
+        self.step = step
+
+    def _on_step(self) -> bool:
+        return self.num_timesteps < self.step
+
+
+def test_behavior_during_critic_keeps_fitting_the_behaviour_model_in_the_same_steps(agent_class, bandit_data, tmp_path):
+    from stable_baselines3.common.logger import configure
+
+    # a warm-up of 50 steps, a critic phase of 400, no refinement
+    schedule = dict(
+        behavior_steps=50, critic_steps=400, policy_steps=0, n_sampling_steps=8, behavior_learning_rate=3e-3
+    )
+    settings = dict(reward_scaling="none", **{**TINY, **schedule})
+    at_warm_up_end = agent_class("MlpPolicy", bandit_data, **settings).learn(callback=StopAt(50))
+    alone = agent_class("MlpPolicy", bandit_data, **settings).learn()
+    alongside = agent_class("MlpPolicy", bandit_data, **settings, behavior_during_critic=True)
+    alongside.set_logger(configure(str(tmp_path), ["csv"]))
+    alongside.learn(log_interval=50)
+    assert alone.num_timesteps == alongside.num_timesteps == 450
+    # alone, the critic phase leaves the behaviour model as the warm-up left it (the two modes at
+    # +-0.5 not yet separated); alongside, its 400 more warm-up steps bring it close to the data
+    for (name, a), (_, b) in zip(at_warm_up_end.policy.state_dict().items(), alone.policy.state_dict().items()):
+        if name.startswith(("actor.", "actor_ema.")):
+            assert torch.equal(a, b), name
+    assert _behavior_distance_to_the_data(alone, bandit_data) > 0.15
+    assert _behavior_distance_to_the_data(alongside, bandit_data) < 0.6 * _behavior_distance_to_the_data(
+        alone, bandit_data
+    )
+    rows = [row.split(",") for row in (tmp_path / "progress.csv").read_text().splitlines()]
+    header, critic_rows = rows[0], [row for row in rows[1:] if row[rows[0].index("time/phase")] == "1"]
+    assert critic_rows and all(row[header.index("train/behavior_loss")] for row in critic_rows)
+    assert all(row[header.index("train/critic_loss")] for row in critic_rows)
+
+
+def test_behavior_during_critic_resumes_mid_critic_exactly(agent_class, bandit_data, tmp_path):
+    settings = dict(reward_scaling="none", **TINY, behavior_during_critic=True)
+    uninterrupted = agent_class("MlpPolicy", bandit_data, **settings).learn()
+    first = agent_class("MlpPolicy", bandit_data, **settings)
+    first.learn(callback=StopAt(80))
+    resumed = agent_class.load(first.save(tmp_path / "checkpoint"), device="cpu", dataset=bandit_data)
+    resumed.learn(reset_num_timesteps=False)
+    for (name, a), (_, b) in zip(uninterrupted.policy.state_dict().items(), resumed.policy.state_dict().items()):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=name)
