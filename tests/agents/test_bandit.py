@@ -118,3 +118,23 @@ def test_renewals_compound_the_tilt(three_renewals):
         compounded, one_shot = tilted_positive_mass(state, 3.0), tilted_positive_mass(state, 1.0)
         assert positive == pytest.approx(compounded, abs=0.1), state
         assert abs(positive - compounded) < abs(positive - one_shot), state
+
+
+def test_a_layer_norm_critic_learns_the_bandits_q_and_the_agent_beats_the_behaviour_policy():
+    config = {**BANDIT_CONFIG, "policy_kwargs": {**BANDIT_CONFIG["policy_kwargs"], "critic_layer_norm": True}}
+    agent = QIPOFlow("MlpPolicy", make_bandit(), **config).learn()
+    assert agent.policy.critic.norms is not None
+    states = np.linspace(-0.9, 0.9, 7, dtype=np.float32)[:, None]
+    q = {
+        m: agent.policy.critic.min_q(*_as_tensors(states, np.full_like(states, m))).detach().numpy()
+        for m in (-0.5, 0.5)
+    }
+    # Q = s a: the gap between the two modes is s (0.5 s - (-0.5 s)); no larger error than 0.2 anywhere
+    np.testing.assert_allclose(q[0.5] - q[-0.5], states[:, 0], atol=0.2)
+    test_agent_beats_the_behaviour_policy(agent)
+
+
+def _as_tensors(*arrays):
+    import torch
+
+    return tuple(torch.as_tensor(array) for array in arrays)
