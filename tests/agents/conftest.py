@@ -41,6 +41,11 @@ def tilted_positive_mass(state: float, beta: float) -> float:
     return 1.0 / (1.0 + np.exp(-2 * beta * state * BANDIT_MODES))
 
 
+def stop_at(step: int):
+    """A ``learn`` callback that stops training once ``step`` gradient steps have run."""
+    return lambda local_vars, _globals: local_vars["self"].num_timesteps < step
+
+
 TINY = dict(
     behavior_steps=60,
     critic_steps=40,

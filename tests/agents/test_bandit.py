@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from qipo_agents import QIPOFlow
 
@@ -126,15 +127,11 @@ def test_a_layer_norm_critic_learns_the_bandits_q_and_the_agent_beats_the_behavi
     assert agent.policy.critic.norms is not None
     states = np.linspace(-0.9, 0.9, 7, dtype=np.float32)[:, None]
     q = {
-        m: agent.policy.critic.min_q(*_as_tensors(states, np.full_like(states, m))).detach().numpy()
+        m: agent.policy.critic.min_q(torch.as_tensor(states), torch.full_like(torch.as_tensor(states), m))
+        .detach()
+        .numpy()
         for m in (-0.5, 0.5)
     }
     # Q = s a: the gap between the two modes is s (0.5 s - (-0.5 s)); no larger error than 0.2 anywhere
     np.testing.assert_allclose(q[0.5] - q[-0.5], states[:, 0], atol=0.2)
     test_agent_beats_the_behaviour_policy(agent)
-
-
-def _as_tensors(*arrays):
-    import torch
-
-    return tuple(torch.as_tensor(array) for array in arrays)

@@ -11,7 +11,7 @@ from qipo_agents import QIPOFlow
 from qipo_agents.networks.one_step import OneStepField
 from qipo_agents.qipo.algorithm import QIPO
 
-from .conftest import TINY, bandit_reward, make_bandit, tilted_positive_mass
+from .conftest import TINY, bandit_reward, make_bandit, stop_at, tilted_positive_mass
 from .test_bandit import BANDIT_CONFIG, BETA
 from .test_export import _run
 
@@ -156,9 +156,6 @@ def test_distill_steps_must_not_be_negative(bandit_data):
 
 def test_resume_mid_distillation_equals_the_uninterrupted_run(agent_class, bandit_data, tmp_path):
     config = {**TINY, "distill_steps": 30}  # distillation: steps 140-169
-
-    def stop_at(step):
-        return lambda local_vars, _globals: local_vars["self"].num_timesteps < step
 
     uninterrupted = agent_class("MlpPolicy", bandit_data, reward_scaling="none", **config).learn()
     first = agent_class("MlpPolicy", bandit_data, reward_scaling="none", **config)

@@ -9,7 +9,7 @@ import torch
 
 from qipo_agents import QIPOFlow
 
-from .conftest import TINY, bandit_reward, make_bandit
+from .conftest import TINY, bandit_reward, make_bandit, stop_at
 from .test_bandit import BANDIT_CONFIG
 from .test_export import _run
 
@@ -83,9 +83,6 @@ def test_the_extracted_policy_saves_loads_and_exports(post_critic, tmp_path):
 def test_resume_mid_extraction_equals_the_uninterrupted_run(agent_class, bandit_data, tmp_path):
     config = {**TINY, "distill_steps": 30, "extraction_alpha": 1.0}  # extraction: steps 140-169
 
-    def stop_at(step):
-        return lambda local_vars, _globals: local_vars["self"].num_timesteps < step
-
     uninterrupted = agent_class("MlpPolicy", bandit_data, reward_scaling="none", **config).learn()
     first = agent_class("MlpPolicy", bandit_data, reward_scaling="none", **config)
     first.learn(callback=stop_at(155))
@@ -158,9 +155,6 @@ def test_the_trust_check_extracts_or_falls_back_to_the_plain_copy(post_critic, t
 
 def test_resume_mid_extraction_keeps_the_trust_checks_outcome(bandit_data, tmp_path):
     config = {**TINY, "distill_steps": 30, "extraction_alpha": 1.0, "extraction_trust_limit": 1e-4}
-
-    def stop_at(step):
-        return lambda local_vars, _globals: local_vars["self"].num_timesteps < step
 
     uninterrupted = QIPOFlow("MlpPolicy", bandit_data, reward_scaling="none", **config).learn()
     first = QIPOFlow("MlpPolicy", bandit_data, reward_scaling="none", **config)

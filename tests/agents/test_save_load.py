@@ -13,7 +13,7 @@ from qipo_agents import QIPO, QIPODiffusion, QIPOFlow
 from qipo_agents.common import save_format
 from qipo_agents.errors import SaveFileError
 
-from .conftest import TINY
+from .conftest import TINY, stop_at
 
 OBS = np.linspace(-1, 1, 7, dtype=np.float32).reshape(7, 1)
 
@@ -198,13 +198,6 @@ def test_loaded_agent_resumes_learning(tiny_agent, bandit_data, tmp_path):
     assert loaded.current_phase == "policy"
 
 
-def _stop_at(step: int):
-    def callback(local_vars, _globals):
-        return local_vars["self"].num_timesteps < step
-
-    return callback
-
-
 @pytest.fixture(scope="module")
 def uninterrupted(agent_class, bandit_data):
     return agent_class("MlpPolicy", bandit_data, reward_scaling="none", **TINY).learn()
@@ -220,7 +213,7 @@ def test_resume_from_any_checkpoint_equals_the_uninterrupted_run(
     agent_class, bandit_data, uninterrupted, tmp_path, stop
 ):
     first = agent_class("MlpPolicy", bandit_data, reward_scaling="none", **TINY)
-    first.learn(callback=_stop_at(stop))
+    first.learn(callback=stop_at(stop))
     assert first.num_timesteps == stop
     resumed = agent_class.load(first.save(tmp_path / "checkpoint"), device="cpu", dataset=bandit_data)
     resumed.learn(reset_num_timesteps=False)
@@ -241,7 +234,7 @@ def test_a_shortened_run_resumes_on_its_bounded_support_exactly(
     agent_class, bandit_data, uninterrupted_in_70_steps, tmp_path, stop
 ):
     first = agent_class("MlpPolicy", bandit_data, reward_scaling="none", **TINY)
-    first.learn(70, callback=_stop_at(stop))
+    first.learn(70, callback=stop_at(stop))
     if first.current_phase == "critic":
         assert first._phase.transitions.shape == (1280,) and first._phase.next_support.shape[:2] == (1280, 4)
     else:
@@ -271,7 +264,7 @@ def as_saved_on_cuda(path, n_bytes: int = 16) -> None:
 
 def test_a_save_from_another_device_type_loads_and_resumes_reproducibly(agent_class, bandit_data, tmp_path):
     first = agent_class("MlpPolicy", bandit_data, reward_scaling="none", **TINY)
-    first.learn(callback=_stop_at(110))
+    first.learn(callback=stop_at(110))
     path = first.save(tmp_path / "checkpoint")
     as_saved_on_cuda(path)
     resumed = []

@@ -13,7 +13,7 @@ from qipo_agents.qipo.schedule import PhaseSchedule
 from qipo_agents.qipo.support import SamplerConfig
 from qipo_agents.zoo.config import ALGOS, PROFILES, ZooFile
 
-from .conftest import TINY, make_bandit
+from .conftest import TINY, make_bandit, stop_at
 
 
 def count_sampled_actions(monkeypatch, agent) -> dict[int, int]:
@@ -302,15 +302,6 @@ def _behavior_distance_to_the_data(agent, data) -> float:
     return float(np.abs(np.sort(actions) - np.sort(data["actions"][:, 0])).mean())
 
 
-class StopAt(BaseCallback):
-    def __init__(self, step: int):
-        super().__init__()
-        self.step = step
-
-    def _on_step(self) -> bool:
-        return self.num_timesteps < self.step
-
-
 def test_behavior_during_critic_keeps_fitting_the_behaviour_model_in_the_same_steps(agent_class, bandit_data, tmp_path):
     from stable_baselines3.common.logger import configure
 
@@ -319,7 +310,7 @@ def test_behavior_during_critic_keeps_fitting_the_behaviour_model_in_the_same_st
         behavior_steps=50, critic_steps=400, policy_steps=0, n_sampling_steps=8, behavior_learning_rate=3e-3
     )
     settings = dict(reward_scaling="none", **{**TINY, **schedule})
-    at_warm_up_end = agent_class("MlpPolicy", bandit_data, **settings).learn(callback=StopAt(50))
+    at_warm_up_end = agent_class("MlpPolicy", bandit_data, **settings).learn(callback=stop_at(50))
     alone = agent_class("MlpPolicy", bandit_data, **settings).learn()
     alongside = agent_class("MlpPolicy", bandit_data, **settings, behavior_during_critic=True)
     alongside.set_logger(configure(str(tmp_path), ["csv"]))
@@ -330,10 +321,9 @@ def test_behavior_during_critic_keeps_fitting_the_behaviour_model_in_the_same_st
     for (name, a), (_, b) in zip(at_warm_up_end.policy.state_dict().items(), alone.policy.state_dict().items()):
         if name.startswith(("actor.", "actor_ema.")):
             assert torch.equal(a, b), name
-    assert _behavior_distance_to_the_data(alone, bandit_data) > 0.15
-    assert _behavior_distance_to_the_data(alongside, bandit_data) < 0.6 * _behavior_distance_to_the_data(
-        alone, bandit_data
-    )
+    distance_alone = _behavior_distance_to_the_data(alone, bandit_data)
+    assert distance_alone > 0.15
+    assert _behavior_distance_to_the_data(alongside, bandit_data) < 0.6 * distance_alone
     rows = [row.split(",") for row in (tmp_path / "progress.csv").read_text().splitlines()]
     header, critic_rows = rows[0], [row for row in rows[1:] if row[rows[0].index("time/phase")] == "1"]
     assert critic_rows and all(row[header.index("train/behavior_loss")] for row in critic_rows)
@@ -344,7 +334,7 @@ def test_behavior_during_critic_resumes_mid_critic_exactly(agent_class, bandit_d
     settings = dict(reward_scaling="none", **TINY, behavior_during_critic=True)
     uninterrupted = agent_class("MlpPolicy", bandit_data, **settings).learn()
     first = agent_class("MlpPolicy", bandit_data, **settings)
-    first.learn(callback=StopAt(80))
+    first.learn(callback=stop_at(80))
     resumed = agent_class.load(first.save(tmp_path / "checkpoint"), device="cpu", dataset=bandit_data)
     resumed.learn(reset_num_timesteps=False)
     for (name, a), (_, b) in zip(uninterrupted.policy.state_dict().items(), resumed.policy.state_dict().items()):
