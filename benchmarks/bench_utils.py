@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from qipo_agents.common.device import cpu_description
 from qipo_agents.data import OfflineBuffer, make_buffer
 
 DEFAULT_DATASET = "local/hopper/medium-v0"
@@ -243,6 +244,8 @@ def environment_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
+        # seeded runs repeat exactly only where both match: kernels round differently per CPU
+        "cpu": cpu_description(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),

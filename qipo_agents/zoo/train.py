@@ -38,10 +38,12 @@ import gymnasium as gym
 import yaml
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import configure
+from stable_baselines3.common.utils import get_system_info
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from qipo_agents.common.atomic import write_text_atomic
 from qipo_agents.common.callbacks import CheckpointCallback, EvalCallback, ProgressBarCallback
+from qipo_agents.common.device import cpu_description
 from qipo_agents.common.evaluation import EvaluationResult, check_env_spaces, evaluate, reference_scores
 from qipo_agents.common.interrupts import TrainingSignal
 from qipo_agents.common.save_format import read_save_data
@@ -154,7 +156,7 @@ def read_run_config(run_dir: str | Path) -> tuple[TaskConfig, dict[str, Any]]:
         raise ConfigError(f"{path} is not valid YAML: {error}") from error
     if not isinstance(data, dict) or "task" not in data:
         raise ConfigError(f"{path} is not a qipo-zoo run config (no `task` key)")
-    info = {key: data.pop(key, None) for key in ("seed", "device", "start_from", "qipo_agents_version", "created")}
+    info = {key: data.pop(key, None) for key in ("seed", "device", "start_from", "qipo_agents_version", "created", "system")}
     data["name"] = data.pop("task")
     return task_from_dict(data, str(path)), info
 
@@ -172,6 +174,8 @@ def write_run_config(run_dir: Path, config: TaskConfig, seed: int, device: str, 
         **({"start_from": str(start_from)} if start_from is not None else {}),
         "qipo_agents_version": __version__,
         "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+        # a seed repeats its run exactly only on the same CPU kind and library versions
+        "system": {**{key: str(value) for key, value in get_system_info(print_info=False)[0].items()}, "CPU": cpu_description()},
         **values,
     }
     (run_dir / CONFIG_FILE).write_text(yaml.safe_dump(data, sort_keys=False, default_flow_style=None))

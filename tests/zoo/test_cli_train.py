@@ -31,6 +31,9 @@ def test_train_writes_a_complete_run_folder(tiny_task_file, tmp_path):
     config = yaml.safe_load((run / "config.yml").read_text())
     assert (config["task"], config["algo"], config["profile"], config["seed"]) == ("tiny-hopper", "diffusion", "cpu", 3)
     assert config["hyperparams"]["behavior_steps"] == 40 and config["hyperparams"]["reward_scaling"] == "locomotion"
+    # what a seed's exact repetition depends on: the CPU's kernel level and the library versions
+    assert config["system"]["PyTorch"] == torch.__version__
+    assert config["system"]["CPU"].endswith(f"({torch.backends.cpu.get_cpu_capability()})")
     command = (run / "command.txt").read_text()
     assert command.startswith("qipo-zoo train tiny-hopper --algo diffusion --seed 3 --device cpu --profile cpu")
     final = json.loads((run / "final_eval.json").read_text())
