@@ -156,7 +156,9 @@ def read_run_config(run_dir: str | Path) -> tuple[TaskConfig, dict[str, Any]]:
         raise ConfigError(f"{path} is not valid YAML: {error}") from error
     if not isinstance(data, dict) or "task" not in data:
         raise ConfigError(f"{path} is not a qipo-zoo run config (no `task` key)")
-    info = {key: data.pop(key, None) for key in ("seed", "device", "start_from", "qipo_agents_version", "created", "system")}
+    info = {
+        key: data.pop(key, None) for key in ("seed", "device", "start_from", "qipo_agents_version", "created", "system")
+    }
     data["name"] = data.pop("task")
     return task_from_dict(data, str(path)), info
 
@@ -175,7 +177,10 @@ def write_run_config(run_dir: Path, config: TaskConfig, seed: int, device: str, 
         "qipo_agents_version": __version__,
         "created": time.strftime("%Y-%m-%d %H:%M:%S"),
         # a seed repeats its run exactly only on the same CPU kind and library versions
-        "system": {**{key: str(value) for key, value in get_system_info(print_info=False)[0].items()}, "CPU": cpu_description()},
+        "system": {
+            **{key: str(value) for key, value in get_system_info(print_info=False)[0].items()},
+            "CPU": cpu_description(),
+        },
         **values,
     }
     (run_dir / CONFIG_FILE).write_text(yaml.safe_dump(data, sort_keys=False, default_flow_style=None))
