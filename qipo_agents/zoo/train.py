@@ -183,7 +183,7 @@ def write_run_config(run_dir: Path, config: TaskConfig, seed: int, device: str, 
         },
         **values,
     }
-    (run_dir / CONFIG_FILE).write_text(yaml.safe_dump(data, sort_keys=False, default_flow_style=None))
+    write_text_atomic(run_dir / CONFIG_FILE, yaml.safe_dump(data, sort_keys=False, default_flow_style=None))
 
 
 def check_start_checkpoint(config: TaskConfig, checkpoint: str | Path, changed: set[str] | None = None) -> dict:
@@ -485,7 +485,7 @@ def train_task(
         if run_dir is not None:
             folder.mkdir(parents=True)
         write_run_config(folder, config, seed, device, checkpoint)
-        (folder / COMMAND_FILE).write_text(command + "\n")
+        write_text_atomic(folder / COMMAND_FILE, command + "\n")
         planned = config.planned_timesteps if checkpoint is None else agent.schedule.total
         echo(
             f"training {type(agent).__name__} on {config.name} ({config.profile} profile, {len(agent.buffer)} "
