@@ -169,13 +169,15 @@ class QIPOConfig(BaseModel):
             raise combination_error(
                 ("extraction_trust_limit", "extraction_alpha"),
                 "extraction_trust_limit guards the Q-guided extraction: it needs extraction_alpha "
-                f"(got extraction_trust_limit={self.extraction_trust_limit} with extraction_alpha=None)",
+                f"(got extraction_trust_limit={self.extraction_trust_limit} with extraction_alpha=None); "
+                "set extraction_trust_limit=None too",
             )
         if self.extraction_alpha is not None and self.distill_steps == 0:
             raise combination_error(
                 ("extraction_alpha", "distill_steps"),
-                "extraction_alpha shapes the one-step policy, which only distill_steps > 0 trains; "
-                "set distill_steps (the CPU recipe: 10000) or leave extraction_alpha None",
+                f"extraction_alpha={self.extraction_alpha} shapes the one-step policy, which only distill_steps > 0 "
+                "trains: keep distill_steps > 0 (the CPU recipe: 10000), or set extraction_alpha=None and "
+                "extraction_trust_limit=None to act with the refined flow's sampler",
             )
         if self.deterministic_action == "mean" and self.best_of_n > 1:
             raise combination_error(

@@ -76,12 +76,21 @@ def test_cpu_profile_is_a_smaller_budget_of_the_same_algorithm():
     assert antmaze_gpu.hyperparams["n_support_actions"] == 32 and antmaze_cpu.hyperparams["n_support_actions"] == 16
     assert antmaze_cpu.hyperparams["reward_scaling"] == "antmaze"
     # one CPU recipe: every local task resolves to the same hyperparameters, and the embedded
-    # default to them but the distillation and a narrower critic
+    # default to them but the distillation (and so the extraction), the behaviour steps during the
+    # critic phase and a narrower critic without LayerNorm
     recipes = [zoo.resolve(task, "cpu").hyperparams for task in LOCAL]
     assert all(recipe == recipes[0] for recipe in recipes)
-    narrow_critic = {**recipes[0]["policy_kwargs"], "critic_hidden_dims": [128, 128]}
+    assert recipes[0]["extraction_alpha"] == 0.4 and recipes[0]["policy_kwargs"]["critic_layer_norm"]
+    narrow_critic = {**recipes[0]["policy_kwargs"], "critic_hidden_dims": [128, 128], "critic_layer_norm": False}
     embedded = zoo.resolve("hopper-medium-mini", "cpu").hyperparams
-    assert embedded == {**recipes[0], "distill_steps": 0, "policy_kwargs": narrow_critic}
+    assert embedded == {
+        **recipes[0],
+        "distill_steps": 0,
+        "behavior_during_critic": False,
+        "extraction_alpha": None,
+        "extraction_trust_limit": None,
+        "policy_kwargs": narrow_critic,
+    }
 
 
 def test_flow_cpu_recipe_acts_in_one_step_except_the_embedded_default():
