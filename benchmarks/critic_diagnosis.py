@@ -83,9 +83,10 @@ def within_episode_spearman(
 ) -> float:
     """Mean over ``n_episodes`` random episodes of the Spearman correlation, along the episode, of
     ``Q(s_t, a_t)`` with ``returns (N,)``; episodes shorter than 20 steps are left out."""
-    ends = np.cumsum(buffer.episode_lengths())
-    starts = ends - buffer.episode_lengths()
-    long_enough = np.flatnonzero(ends - starts >= 20)
+    lengths = buffer.episode_lengths()
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
+    long_enough = np.flatnonzero(lengths >= 20)
     correlations = []
     for episode in rng.choice(long_enough, min(n_episodes, len(long_enough)), replace=False):
         rows = np.arange(starts[episode], ends[episode])
