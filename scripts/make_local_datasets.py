@@ -42,16 +42,19 @@ for ``<env>`` in hopper, halfcheetah, walker2d (``--only`` picks some). The trai
 replay buffer and the evaluations, replacing the one before), and at the stop the policy
 ``sac-<Env>.zip`` (a few MB) with its record ``sac-<Env>.json`` (the evaluations, the stop
 step, the software versions). Run the command again after an interruption: it resumes from the
-checkpoint. ``--no-train`` rebuilds the datasets from a finished run without training::
+checkpoint. ``--no-train`` rebuilds the datasets from finished runs without training; its
+``--runs`` defaults to ``scripts/sac-medium/``, which holds the policies and records of the
+trainings behind the local sets::
 
     python scripts/make_local_datasets.py --sac --out ~/qipo-datasets                  # hours per env
     python scripts/make_local_datasets.py --sac --only hopper --out ~/qipo-datasets    # one env
-    python scripts/make_local_datasets.py --sac --no-train --runs runs/sac-medium --out ~/qipo-datasets
+    python scripts/make_local_datasets.py --sac --no-train --out ~/qipo-datasets       # sac-medium, minutes
 
-The policy and its record are the files to keep under version control: with them alone
+The policy and its record are the files kept under version control: with them alone
 ``--no-train`` rebuilds ``sac-medium``. The replay buffer (40-60 MB per 200k transitions) is
 not: ``medium-replay`` needs the run's last checkpoint, or a training run again with the recorded
-seed, which on the same software versions takes the same steps and so fills the same buffer.
+seed, which on the same software versions takes the same steps and so fills the same buffer
+(an interrupted training resumes exactly, so it fills the same buffer too).
 """
 
 from __future__ import annotations
@@ -103,6 +106,9 @@ def agent_files(spec: LocalDataset, agents: Path | None) -> tuple[Path, Path | N
 SAC_ENVS = {"hopper": "Hopper-v5", "halfcheetah": "HalfCheetah-v5", "walker2d": "Walker2d-v5"}
 SAC_TRAINING_SEED = 0
 SAC_ROLLOUT_SEED = 1  # as the other medium sets
+TRAINING_RUNS = Path("runs/sac-medium")
+KEPT_RUNS_NAME = "scripts/sac-medium"
+KEPT_RUNS = Path(__file__).resolve().parent / "sac-medium"  # the policies behind the local sets
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -117,7 +123,11 @@ def main(argv: list[str] | None = None) -> None:
         help=f"build only these: {', '.join(d.name for d in DATASETS)}; with --sac: {', '.join(SAC_ENVS)}",
     )
     parser.add_argument("--sac", action="store_true", help="train SAC per env and write medium-replay and sac-medium")
-    parser.add_argument("--runs", type=Path, default=Path("runs/sac-medium"), help="--sac: the trainings' folder")
+    parser.add_argument(
+        "--runs",
+        type=Path,
+        help=f"--sac: the trainings' folder (default: {TRAINING_RUNS}; with --no-train the kept {KEPT_RUNS_NAME}/)",
+    )
     parser.add_argument("--max-steps", type=int, default=1_000_000, help="--sac: cap on each training's env steps")
     parser.add_argument("--no-train", action="store_true", help="--sac: only rebuild from finished trainings")
     args = parser.parse_args(argv)
@@ -127,8 +137,10 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(
             f"--only {' '.join(unknown)}: unknown{' with --sac' if args.sac else ''}; choose among {', '.join(names)}"
         )
-    if not args.sac and (args.no_train or args.max_steps != parser.get_default("max_steps")):
-        parser.error("--no-train and --max-steps belong to --sac")
+    if not args.sac and (args.no_train or args.runs is not None or args.max_steps != parser.get_default("max_steps")):
+        parser.error("--no-train, --runs and --max-steps belong to --sac")
+    if args.runs is None:
+        args.runs = KEPT_RUNS if args.no_train else TRAINING_RUNS
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         os.environ["MINARI_DATASETS_PATH"] = str(args.out.resolve())

@@ -8,10 +8,11 @@ module does the same with Stable-Baselines3's SAC:
 * :func:`train_sac_until_medium` trains SAC on one core, evaluates the stochastic policy every
   ``eval_freq`` env steps and stops by a :class:`StoppingRule` (the mean D4RL-normalised score of
   the last ``window`` evaluations reaches ``threshold``, 100/3 by default; at most ``max_steps``
-  steps). After every evaluation it saves a checkpoint (the model, its replay buffer and the
-  evaluations so far), atomically, so an interrupted training resumes from it. At the stop it
-  writes the policy ``sac-<Env>.zip`` (a few MB, the file to keep under version control) and its
-  record ``sac-<Env>.json``.
+  steps). After every evaluation it saves a checkpoint (the model, its replay buffer, the
+  evaluations so far, and the training env mid-episode with every random generator), atomically,
+  so an interrupted training resumes from it exactly: step for step the uninterrupted run. At the
+  stop it writes the policy ``sac-<Env>.zip`` (a few MB, the file to keep under version control)
+  and its record ``sac-<Env>.json``.
 * :func:`split_replay_buffer` turns the replay buffer at the stop into episodes (T + 1
   observations, T actions), keeping terminations and time-limit truncations apart, and
   :func:`write_replay_dataset` writes them as a Minari dataset. The stochastic rollouts of the
@@ -27,6 +28,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import random
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -35,10 +37,12 @@ from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
+import torch
 from stable_baselines3 import SAC
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.save_util import load_from_pkl, save_to_pkl
+from stable_baselines3.common.vec_env import DummyVecEnv
 
 from qipo_agents.collection.rollouts import Collected, EpisodeWriter, new_dataset_target, write_return_statistics
 from qipo_agents.common.atomic import atomic_write, write_text_atomic
@@ -224,9 +228,10 @@ def train_sac_until_medium(
     """Train SAC on ``recipe.env_id`` until ``recipe.rule`` stops it; resume a run found in ``runs``.
 
     A run whose record ``sac-<Env>.json`` exists has stopped already and is returned as it is. A
-    run with a checkpoint continues from it: its replay buffer is kept, the episode it was in is
-    stored as truncated (the env cannot be restored mid-episode), and the random generators are
-    seeded with ``seed + steps``, so a resumed run is reproducible but not the uninterrupted one.
+    run with a checkpoint continues from it exactly: the model, its optimisers and replay buffer,
+    the training env in the middle of its episode (the MuJoCo physics state, the time limit's
+    count) and the random generators (torch's, numpy's, Python's, the env's and the action
+    space's) are restored, so the resumed run takes the steps the uninterrupted one would have.
 
     Args:
         runs: the runs folder (see :class:`SACRunFiles`).
@@ -235,8 +240,8 @@ def train_sac_until_medium(
         progress: show a progress bar and one line per evaluation.
 
     Raises:
-        ConfigError: no reference returns for the env, or a run in ``runs`` that another recipe
-            started.
+        ConfigError: no reference returns for the env, a run in ``runs`` that another recipe
+            started, or a checkpoint without the training env's state.
     """
     files = SACRunFiles(Path(runs), recipe.env_id)
     if reference is None:
@@ -247,12 +252,11 @@ def train_sac_until_medium(
     if files.record.is_file() and files.policy.is_file():
         return _stopped_run(files)
 
-    env = gym.make(recipe.env_id)
     latest = files.latest_checkpoint()
     if latest is None:
         model = SAC(
             "MlpPolicy",
-            env,
+            gym.make(recipe.env_id),
             seed=recipe.seed,
             buffer_size=recipe.rule.max_steps,
             device="cpu",
@@ -260,12 +264,7 @@ def train_sac_until_medium(
         )
         evaluations: list[Evaluation] = []
     else:
-        model = SAC.load(latest / "sac.zip", env=env, device="cpu")
-        model.load_replay_buffer(latest / "replay_buffer.pkl")
-        model.replay_buffer = _with_capacity(model.replay_buffer, recipe.rule.max_steps)
-        model.buffer_size = recipe.rule.max_steps
-        _store_last_episode_as_truncated(model.replay_buffer)
-        model.set_random_seed(recipe.seed + model.num_timesteps)
+        model = _resume(latest, recipe.rule.max_steps)
         evaluations = [Evaluation(**e) for e in json.loads((latest / "evaluations.json").read_text())]
 
     eval_env = gym.make(recipe.env_id)
@@ -392,20 +391,95 @@ def _stochastic_returns(model: SAC, env: gym.Env, n_episodes: int, first_seed: i
 
 
 def _save_checkpoint(model: SAC, evaluations: list[Evaluation], files: SACRunFiles) -> None:
-    """Save model, replay buffer and evaluations as ``step_<n>/`` (renamed into place whole), then
-    remove the older checkpoints."""
+    """Save model, replay buffer, evaluations and the training state outside the model (see
+    :func:`_training_state`) as ``step_<n>/`` (renamed into place whole), then remove the older
+    checkpoints."""
     final = files.checkpoint(model.num_timesteps)
     temporary = final.with_name(final.name + ".tmp")
     shutil.rmtree(temporary, ignore_errors=True)
     temporary.mkdir(parents=True)
     model.save(temporary / "sac.zip")
     save_to_pkl(temporary / "replay_buffer.pkl", _trimmed(model.replay_buffer))
+    save_to_pkl(temporary / "training_state.pkl", _training_state(model))
     (temporary / "evaluations.json").write_text(json.dumps([asdict(e) for e in evaluations]) + "\n")
     shutil.rmtree(final, ignore_errors=True)
     os.replace(temporary, final)
     for older in files.checkpoints.iterdir():
         if older != final:
             shutil.rmtree(older, ignore_errors=True)
+
+
+def _training_state(model: SAC) -> dict[str, Any]:
+    """What an exact resume needs beyond ``model.save``: the training env as it is mid-episode
+    and the random generators' states.
+
+    The env (SB3's ``DummyVecEnv`` of ``Monitor``-wrapped Gymnasium envs) is pickled with its
+    wrappers' counters; a MuJoCo env pickles only its constructor arguments, so its full physics
+    state (``mjSTATE_INTEGRATION``: positions, velocities, time, the solver's warm start) is kept
+    beside, and every env's own generator too.
+    """
+    env = model.get_env()
+    if not isinstance(env, DummyVecEnv):
+        raise ConfigError(f"an exact SAC checkpoint needs the training env in a DummyVecEnv, not {type(env).__name__}")
+    envs = []
+    for sub_env in env.envs:
+        unwrapped = sub_env.unwrapped
+        envs.append({"np_random": unwrapped.np_random.bit_generator.state, "mujoco": _mujoco_state(unwrapped)})
+    return {
+        "vec_env": env,
+        "envs": envs,
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),  # noqa: NPY002 (SB3 samples its replay batches from the global one)
+        "python": random.getstate(),
+        "action_space": model.action_space.np_random.bit_generator.state,
+    }
+
+
+def _resume(checkpoint: Path, max_steps: int) -> SAC:
+    """The model of ``checkpoint`` with its replay buffer (grown to ``max_steps``), its training
+    env and its random generators as they were when the checkpoint was saved."""
+    state_file = checkpoint / "training_state.pkl"
+    if not state_file.is_file():
+        raise ConfigError(
+            f"{checkpoint} holds no {state_file.name}, the training env's state an exact resume needs "
+            "(a checkpoint of an earlier version): start the training in a new runs folder"
+        )
+    # without env=, SB3 keeps the observation the training env was at
+    model = SAC.load(checkpoint / "sac.zip", device="cpu")
+    state = load_from_pkl(state_file)
+    vec_env: DummyVecEnv = state["vec_env"]
+    for sub_env, saved in zip(vec_env.envs, state["envs"], strict=True):
+        unwrapped = sub_env.unwrapped
+        unwrapped.np_random.bit_generator.state = saved["np_random"]
+        if saved["mujoco"] is not None:
+            _set_mujoco_state(unwrapped, saved["mujoco"])
+    model.set_env(vec_env, force_reset=False)
+    model.load_replay_buffer(checkpoint / "replay_buffer.pkl")
+    model.replay_buffer = _with_capacity(model.replay_buffer, max_steps)
+    model.buffer_size = max_steps
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])  # noqa: NPY002
+    random.setstate(state["python"])
+    model.action_space.np_random.bit_generator.state = state["action_space"]
+    return model
+
+
+def _mujoco_state(env: gym.Env) -> np.ndarray | None:
+    """A MuJoCo env's full integration state, None for other envs."""
+    import mujoco
+
+    if not isinstance(getattr(env, "data", None), mujoco.MjData):
+        return None
+    spec = mujoco.mjtState.mjSTATE_INTEGRATION
+    state = np.empty(mujoco.mj_stateSize(env.model, spec))
+    mujoco.mj_getState(env.model, env.data, state, spec)
+    return state
+
+
+def _set_mujoco_state(env: gym.Env, state: np.ndarray) -> None:
+    import mujoco
+
+    mujoco.mj_setState(env.model, env.data, state, mujoco.mjtState.mjSTATE_INTEGRATION)
 
 
 def _trimmed(buffer: ReplayBuffer) -> ReplayBuffer:
@@ -436,15 +510,6 @@ def _with_capacity(buffer: ReplayBuffer, capacity: int) -> ReplayBuffer:
     buffer.full = stored == capacity
     buffer.pos = 0 if buffer.full else stored
     return buffer
-
-
-def _store_last_episode_as_truncated(buffer: ReplayBuffer) -> None:
-    """Mark the newest transition as a truncation when its episode had not ended: training resumes
-    in a new episode, so the interrupted one ends there (SAC bootstraps through a truncation)."""
-    last = _stored_transitions(buffer) - 1
-    if last >= 0 and not buffer.dones[last, 0]:
-        buffer.dones[last, 0] = 1.0
-        buffer.timeouts[last, 0] = 1.0
 
 
 def _stored_transitions(buffer: ReplayBuffer) -> int:

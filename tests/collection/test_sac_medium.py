@@ -11,6 +11,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from stable_baselines3 import SAC
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.save_util import load_from_pkl, save_to_pkl
@@ -145,8 +146,11 @@ def _train(recipe: SACRecipe, runs) -> SACRun:
     return train_sac_until_medium(recipe, runs, reference=PENDULUM_REFERENCE, progress=False)
 
 
-def test_interrupted_training_resumes_from_its_checkpoint_and_keeps_the_buffer(tmp_path, monkeypatch):
-    recipe = _pendulum(threshold=1e9, max_steps=300, eval_freq=150)  # never reached: runs to the cap
+@pytest.mark.parametrize("env_id", ["Pendulum-v1", "Hopper-v5"])  # Hopper: MuJoCo physics cut mid-episode
+def test_interrupted_training_resumes_exactly_as_the_uninterrupted_run(tmp_path, monkeypatch, env_id):
+    rule = StoppingRule(threshold=1e9, window=1, max_steps=300)  # never reached: runs to the cap
+    recipe = SACRecipe(env_id, seed=0, rule=rule, eval_freq=150, n_eval_episodes=1, sac_kwargs=TINY_SAC)
+    uninterrupted = _train(recipe, tmp_path / "uninterrupted")
     real_returns = sac_medium._stochastic_returns
 
     def interrupted_at_the_second_evaluation(model, *args):
@@ -156,32 +160,45 @@ def test_interrupted_training_resumes_from_its_checkpoint_and_keeps_the_buffer(t
 
     monkeypatch.setattr(sac_medium, "_stochastic_returns", interrupted_at_the_second_evaluation)
     with pytest.raises(KeyboardInterrupt):
-        _train(recipe, tmp_path)
-    files = sac_medium.SACRunFiles(tmp_path, "Pendulum-v1")
+        _train(recipe, tmp_path / "interrupted")
+    files = sac_medium.SACRunFiles(tmp_path / "interrupted", env_id)
     assert files.latest_checkpoint() == files.checkpoint(150)
     saved = load_from_pkl(files.checkpoint(150) / "replay_buffer.pkl")
-    assert saved.observations.shape == (150, 1, 3)  # saved without the empty capacity
+    assert saved.observations.shape[:2] == (150, 1)  # saved without the empty capacity
 
     monkeypatch.setattr(sac_medium, "_stochastic_returns", real_returns)
-    run = _train(recipe, tmp_path)
+    run = _train(recipe, tmp_path / "interrupted")
     assert (run.reached, run.steps, run.policy) == (False, 300, None)
-    assert [e.step for e in run.evaluations] == [150, 300]
-    assert SAC.load(run.checkpoint / "sac.zip", device="cpu").num_timesteps == 300
+    assert run.evaluations == uninterrupted.evaluations  # the same returns, to the last bit
     assert [p.name for p in files.checkpoints.iterdir()] == ["step_300"]  # only the latest is kept
-    buffer = load_from_pkl(run.checkpoint / "replay_buffer.pkl")
-    np.testing.assert_array_equal(buffer.observations[:150], saved.observations)
-    np.testing.assert_array_equal(buffer.actions[:150], saved.actions)
-    # the episode cut by the interruption ends as truncated; training went on in a new one
-    assert buffer.dones[149, 0] == 1 and buffer.timeouts[149, 0] == 1
-    episodes = split_replay_buffer(buffer, 300)
-    assert [len(e["actions"]) for e in episodes] == [150, 150]
-    assert all(e["truncations"][-1] and not e["terminations"][-1] for e in episodes)
+    buffer, expected = (load_from_pkl(r.checkpoint / "replay_buffer.pkl") for r in (run, uninterrupted))
+    for name in ("observations", "next_observations", "actions", "rewards", "dones", "timeouts"):
+        np.testing.assert_array_equal(getattr(buffer, name), getattr(expected, name), err_msg=name)
+    weights, expected_weights = (
+        SAC.load(r.checkpoint / "sac.zip", device="cpu").policy.state_dict() for r in (run, uninterrupted)
+    )
+    for name, value in expected_weights.items():
+        assert torch.equal(weights[name], value), name
 
     # at the cap the run stops; a larger cap goes on from there, with a buffer grown to it
-    assert _train(recipe, tmp_path).steps == 300
-    longer = _train(_pendulum(threshold=1e9, max_steps=450, eval_freq=150), tmp_path)
+    assert _train(recipe, tmp_path / "interrupted").steps == 300
+    longer = _train(
+        SACRecipe(
+            env_id, seed=0, rule=StoppingRule(1e9, 1, 450), eval_freq=150, n_eval_episodes=1, sac_kwargs=TINY_SAC
+        ),
+        tmp_path / "interrupted",
+    )
     assert longer.steps == 450 and [e.step for e in longer.evaluations] == [150, 300, 450]
-    assert len(split_replay_buffer(load_from_pkl(longer.checkpoint / "replay_buffer.pkl"), 450)) == 3
+    assert load_from_pkl(longer.checkpoint / "replay_buffer.pkl").observations.shape[:2] == (450, 1)
+
+
+def test_a_checkpoint_without_the_training_state_is_refused_and_says_what_to_do(tmp_path):
+    recipe = _pendulum(threshold=1e9, max_steps=150, eval_freq=150)
+    run = _train(recipe, tmp_path)
+    (run.checkpoint / "training_state.pkl").unlink()
+    bigger = _pendulum(threshold=1e9, max_steps=300, eval_freq=150)
+    with pytest.raises(ConfigError, match="holds no training_state.pkl.*start the training in a new runs folder"):
+        _train(bigger, tmp_path)
 
 
 def test_same_seed_trains_the_same_replay_buffer(tmp_path):
@@ -285,3 +302,35 @@ def test_script_rebuilds_both_datasets_from_a_finished_run_and_names_what_is_mis
     assert len(replay) == 100 and replay.observations.shape == (100, 11) and replay.truncations[-1]
     assert replay.terminations.any()  # the hopper fell: a termination, recovered from the SAC buffer
     assert (replay.metadata["ref_min_score"], replay.metadata["ref_max_score"]) == (-20.272305, 3234.3)
+
+
+KEPT_RUNS = Path(__file__).resolve().parents[2] / "scripts" / "sac-medium"
+
+
+@pytest.mark.parametrize("record_file", sorted(KEPT_RUNS.glob("sac-*.json")), ids=lambda path: path.stem)
+def test_kept_sac_policies_stopped_by_the_rule_and_load_in_their_env(record_file):
+    record = json.loads(record_file.read_text())
+    env_id = record["env_id"]
+    rule = StoppingRule()
+    assert record["recipe"] == SACRecipe(env_id).identity() | {"rule": dict(rule.__dict__)}
+    scores = [e["normalized_score"] for e in record["evaluations"]]
+    decisions = [rule.decide(scores[: i + 1], e["step"]) for i, e in enumerate(record["evaluations"])]
+    assert decisions == ["continue"] * (len(scores) - 1) + ["reached"]  # stopped at the first window >= 1/3
+    assert record["evaluations"][-1]["step"] == record["stopped_at_step"]
+    env = gym.make(env_id)
+    policy = SAC.load(record_file.with_suffix(".zip"), device="cpu")
+    assert policy.num_timesteps == record["stopped_at_step"]
+    assert policy.observation_space.shape == env.observation_space.shape
+    assert policy.action_space.shape == env.action_space.shape
+
+
+def test_script_rebuilds_sac_medium_from_the_kept_policies_without_training(tmp_path, minari_root, monkeypatch, capsys):
+    script = _script(monkeypatch)
+    env_id = json.loads(next(KEPT_RUNS.glob("sac-*.json")).read_text())["env_id"]
+    env = next(name for name, kept_id in script.SAC_ENVS.items() if kept_id == env_id)
+    store = tmp_path / "store"
+    with pytest.raises(SystemExit) as exit_info:  # the replay buffer is not kept: medium-replay needs the run
+        script.main(["--sac", "--no-train", "--out", str(store), "--only", env, "--steps", "50"])
+    captured = capsys.readouterr()
+    assert exit_info.value.code == 1 and "replay_buffer.pkl not found" in captured.err
+    assert f"| `local/{env}/sac-medium-v0` | SAC `sac-{env_id}.zip`, stochastic | 50 |" in captured.out
