@@ -623,7 +623,7 @@ def write_replay_dataset(
     """Write the replay buffer of ``run``'s stop checkpoint as the Minari dataset ``dataset_id``.
 
     The dataset's metadata holds the mean return and normalised score of the episodes that ended
-    in the buffer (all but the unfinished last one), which ``qipo-zoo list`` shows.
+    in the buffer (all but the last one when the stop cut it), which ``qipo-zoo list`` shows.
 
     Raises:
         ConfigError: ``dataset_id`` is taken or not a Minari id, or the checkpoint's replay buffer
@@ -637,7 +637,9 @@ def write_replay_dataset(
             f"stop (step {run.steps}), which is not kept with the policy. Train again with the recorded seed "
             "(same software versions give the same buffer) or copy the run's checkpoint folder there"
         )
-    episodes = split_replay_buffer(load_from_pkl(buffer_file), run.steps)
+    buffer = load_from_pkl(buffer_file)
+    episodes = split_replay_buffer(buffer, run.steps)
+    last_ended = bool(buffer.dones[run.steps - 1, 0])  # the stop can fall on an episode's end
     if reference is None:
         reference = reference_scores({"env_id": env_id})
     writer = EpisodeWriter(
@@ -654,7 +656,8 @@ def write_replay_dataset(
     except BaseException:
         writer.discard()
         raise
-    returns = np.array([episode["rewards"].sum() for episode in episodes[:-1]])
+    ended = episodes if last_ended else episodes[:-1]
+    returns = np.array([episode["rewards"].sum() for episode in ended])
     stats: dict[str, Any] = {
         "collection": {"source": "SAC replay buffer", "steps": run.steps, "checkpoint": str(run.checkpoint)},
         "description": description

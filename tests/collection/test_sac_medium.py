@@ -226,7 +226,7 @@ def test_stopped_run_gives_the_policy_its_record_and_the_medium_replay_dataset(t
     assert _train(recipe, tmp_path).steps == 100  # a stopped run is final: no further training
 
     done = write_replay_dataset(run, "Pendulum-v1", "test/pendulum/medium-replay-v0", reference=PENDULUM_REFERENCE)
-    assert (done.n_steps, done.n_episodes) == (100, 1)
+    assert (done.n_steps, done.n_episodes, len(done.returns)) == (100, 1, 0)  # its one episode cut by the stop
     data = make_buffer("test/pendulum/medium-replay-v0", download=False)
     assert len(data) == 100 and data.truncations[-1] and not data.terminations.any()
     np.testing.assert_array_equal(data.next_observations[:-1], data.observations[1:])
@@ -237,6 +237,11 @@ def test_stopped_run_gives_the_policy_its_record_and_the_medium_replay_dataset(t
     # the sac-medium data: the existing collector rolls out the stopped policy
     rollouts = collect(run.policy, "Pendulum-v1", "test/pendulum/sac-medium-v0", 50, seed=1, progress=False)
     assert rollouts.n_steps == 50 and rollouts.algorithm == "stable-baselines3 SAC"
+
+    # a stop on an episode's end (Pendulum's time limit is 200 steps): that episode counts in the average
+    at_time_limit = _train(_pendulum(threshold=-1e9, max_steps=400, eval_freq=200), tmp_path / "at_limit")
+    done = write_replay_dataset(at_time_limit, "Pendulum-v1", "test/pendulum/limit-v0", reference=PENDULUM_REFERENCE)
+    assert (done.n_steps, done.n_episodes, len(done.returns)) == (200, 1, 1)
 
     shutil.rmtree(run.checkpoint)  # e.g. a folder that holds only the kept policy and its record
     with pytest.raises(ConfigError, match="replay_buffer.pkl not found: .*Train again with the recorded seed"):
