@@ -418,9 +418,7 @@ def _training_state(model: SAC) -> dict[str, Any]:
     state (``mjSTATE_INTEGRATION``: positions, velocities, time, the solver's warm start) is kept
     beside, and every env's own generator too.
     """
-    env = model.get_env()
-    if not isinstance(env, DummyVecEnv):
-        raise ConfigError(f"an exact SAC checkpoint needs the training env in a DummyVecEnv, not {type(env).__name__}")
+    env: DummyVecEnv = model.get_env()  # SB3 wraps the one gym env the recipe trains in
     envs = []
     for sub_env in env.envs:
         unwrapped = sub_env.unwrapped
