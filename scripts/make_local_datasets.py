@@ -107,7 +107,6 @@ SAC_ENVS = {"hopper": "Hopper-v5", "halfcheetah": "HalfCheetah-v5", "walker2d": 
 SAC_TRAINING_SEED = 0
 SAC_ROLLOUT_SEED = 1  # as the other medium sets
 TRAINING_RUNS = Path("runs/sac-medium")
-KEPT_RUNS_NAME = "scripts/sac-medium"
 KEPT_RUNS = Path(__file__).resolve().parent / "sac-medium"  # the policies behind the local sets
 
 
@@ -126,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--runs",
         type=Path,
-        help=f"--sac: the trainings' folder (default: {TRAINING_RUNS}; with --no-train the kept {KEPT_RUNS_NAME}/)",
+        help=f"--sac: the trainings' folder (default: {TRAINING_RUNS}; with --no-train the kept scripts/{KEPT_RUNS.name}/)",
     )
     parser.add_argument("--max-steps", type=int, default=1_000_000, help="--sac: cap on each training's env steps")
     parser.add_argument("--no-train", action="store_true", help="--sac: only rebuild from finished trainings")
