@@ -11,6 +11,10 @@ standard error::
 
     python benchmarks/locomotion.py --runs logs/flow/local-* logs/diffusion/local-* \\
         --baselines results/baselines_*.json --out docs/results/locomotion.json --plot docs/locomotion.png
+
+``--final-eval NAME`` scores each run by another file in its folder instead of the training's own
+``final_eval.json``: a ``qipo-zoo eval RUN --out RUN/NAME`` evaluation of the same agent (another
+acting rule, say).
 """
 
 from __future__ import annotations
@@ -29,12 +33,20 @@ LABELS = {"flow": "QIPOFlow", "diffusion": "QIPODiffusion", "iql": "IQL", "td3bc
 PEERS = ("iql", "td3bc", "bc")
 
 
-def read_run(run_dir: Path) -> dict[str, Any] | None:
-    """One finished zoo run: task, algo, seed, final and pre-refinement scores, steps, wall time."""
+def read_run(run_dir: Path, final_eval: str = "final_eval.json") -> dict[str, Any] | None:
+    """One finished zoo run: task, algo, seed, final and pre-refinement scores, steps, wall time.
+
+    ``final_eval`` names the file in the run folder that holds the final score (the training's
+    own ``final_eval.json``, or a ``qipo-zoo eval --out`` file of the same agent); the wall time is
+    always the training's.
+    """
     final_path = run_dir / "final_eval.json"
     if not final_path.is_file():
         return None
-    final = json.loads(final_path.read_text())
+    scored_path = run_dir / final_eval
+    if not scored_path.is_file():
+        raise SystemExit(f"{scored_path} does not exist: run `qipo-zoo eval {run_dir} --out {scored_path}` first")
+    final = json.loads(scored_path.read_text())
     config = yaml.safe_load((run_dir / "config.yml").read_text())
     hyper = config["hyperparams"]
     refinement_starts = hyper["behavior_steps"] + hyper["critic_steps"]
@@ -51,6 +63,7 @@ def read_run(run_dir: Path) -> dict[str, Any] | None:
         "seed": final["seed"],
         "score": final["normalized_mean"],
         "score_std_over_episodes": final["normalized_std"],
+        "deterministic": final["deterministic"],
         "behavior_score": before[-1]["normalized_mean"] if before else None,
         "behavior_episodes": len(before[-1]["returns"]) if before else 0,
         "steps": final["num_timesteps"],
@@ -241,10 +254,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--refinements", nargs="*", default=[], help="refinement.py --out files (final refinements from checkpoints)"
     )
+    parser.add_argument(
+        "--final-eval",
+        default="final_eval.json",
+        help="the file in each run folder that holds its final score (e.g. a `qipo-zoo eval --out` file)",
+    )
     parser.add_argument("--out", help="write the table's data as JSON here")
     parser.add_argument("--plot", help="write a PNG bar chart here")
     args = parser.parse_args(argv)
-    records = [r for r in (read_run(Path(p)) for p in args.runs) if r is not None]
+    records = [r for r in (read_run(Path(p), args.final_eval) for p in args.runs) if r is not None]
     for path in map(Path, args.baselines):
         records += read_baselines(path, task_of_baselines(path))
     for path in map(Path, args.refinements):
