@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         rules.append((f"best_of_{args.best_of_n}", False, args.best_of_n, 1.0))
     rows, results = [], []
     for path in args.agents:
-        agent = QIPO.load(path, device="cpu")
+        agent = QIPO.load(path, device="cpu", extraction_acting="sampled")  # "sampled" samples every policy
         env_id = bu.env_id_of(agent.dataset_metadata, args.env)
         reference = reference_scores({**agent.dataset_metadata, "env_id": env_id})
         scores = {}

@@ -121,6 +121,12 @@ class QIPO(OfflineAlgorithm):
             optimum of the extraction objective on 2048 dataset states); above this limit the
             critic is not trusted and the phase is a plain copy. None: no check. Needs
             ``extraction_alpha``.
+        extraction_acting: how ``predict(obs, deterministic=False)`` acts once the one-step policy
+            is a Q-guided extraction its guard trusted (:attr:`acts_with_extraction`):
+            ``"sampled"`` (the default) or ``"deterministic"``, as ``deterministic=True`` acts
+            (beyond the paper; the zoo's CPU recipe: an extraction has climbed the critic, and its
+            central action scored higher than its sampled ones on every family measured). A plain
+            copy, the sampler and the behaviour model keep sampling.
         one_step_acting: once the distillation has run, act with the one-step policy (one
             network evaluation); False acts with the multi-step sampler it was distilled from.
         n_sampling_steps: solver steps for acting and support sampling (None: the path default).
@@ -178,6 +184,7 @@ class QIPO(OfflineAlgorithm):
         self._schedule_position = 0
         self._saved_phase: tuple[str, dict[str, Any]] | None = None
         self._phase_started = time.perf_counter()
+        self.extraction_trusted = False  # the distillation's guard kept its Q-guided extraction
         super().__init__(policy, dataset, verbose, seed, device, tensorboard_log, _init_setup_model, **hyperparameters)
 
     # ------------------------------------------------------------------ setup
@@ -279,6 +286,8 @@ class QIPO(OfflineAlgorithm):
             # the phase of the step before (the actor learning rate the new phase set is harmless:
             # every phase that trains the actor sets its own)
             phase.start()
+        if isinstance(phase, OneStepDistillation):
+            self.extraction_trusted = phase.critic_trusted
         self._phase, self._saved_phase, self._phase_started = phase, None, started
 
     def _record_extra_logs(self) -> None:
@@ -362,6 +371,17 @@ class QIPO(OfflineAlgorithm):
         )
 
     @property
+    def acts_with_extraction(self) -> bool:
+        """Whether ``predict`` acts with a Q-guided extraction its guard trusted: the one-step policy
+        acts (:attr:`acts_in_one_step`) and its distillation climbed the critic, not a plain copy."""
+        return self.acts_in_one_step and self.extraction_trusted
+
+    def acts_deterministically(self, deterministic: bool = False) -> bool:
+        """Whether ``predict(obs, deterministic)`` acts deterministically: when asked to, or when
+        ``extraction_acting="deterministic"`` and the agent :attr:`acts_with_extraction`."""
+        return deterministic or (self.config.extraction_acting == "deterministic" and self.acts_with_extraction)
+
+    @property
     def current_phase(self) -> str | None:
         """Name of the phase being trained (``"behavior"``, ``"critic"``, ``"policy"``) or None."""
         return None if self._phase is None else self._phase.name
@@ -384,7 +404,8 @@ class QIPO(OfflineAlgorithm):
         action ``E[a | s]`` (what SB3's deterministic Gaussian policies and a regression BC act
         with); it costs ``mean_action_samples`` times the network evaluations, batched. For a
         strongly multimodal policy either can fall between modes; use ``best_of_n > 1`` or
-        stochastic actions there.
+        stochastic actions there. A trusted Q-guided extraction acts deterministically with
+        either value when ``extraction_acting="deterministic"`` (:meth:`acts_deterministically`).
         ``guidance_scale`` picks ``beta`` for a guidance-conditioned agent (``guidance_max`` set).
         """
         return super().predict(observation, state, episode_start, deterministic, guidance_scale=guidance_scale)
@@ -398,6 +419,7 @@ class QIPO(OfflineAlgorithm):
             if not 0.0 <= guidance_scale <= config.guidance_max:
                 raise ValueError(f"guidance_scale must lie in [0, {config.guidance_max}], got {guidance_scale}")
         obs = torch.as_tensor(self.observation_normalizer.transform(observations), device=self.device)
+        deterministic = self.acts_deterministically(deterministic)
         mean_action = deterministic and config.deterministic_action == "mean"
         n_candidates = config.mean_action_samples if mean_action else config.best_of_n
         n, action_dim = obs.shape[0], self.action_space.shape[0]
@@ -440,7 +462,8 @@ class QIPO(OfflineAlgorithm):
         The file holds the observation normalisation, the solver unrolled at its fixed steps and
         the action clipping (:class:`~qipo_agents.qipo.export.ActingPolicy`): inputs
         ``observation (batch, obs_dim)`` and ``noise (batch, action_dim)``, output ``action``;
-        zero noise gives ``predict(obs, deterministic=True)``, standard normal noise a sampled action.
+        zero noise gives ``predict(obs, deterministic=True)``, standard normal noise a sampled action
+        (an agent that :meth:`acts_deterministically` acts as zero noise does).
         """
         from qipo_agents.qipo.export import export_policy
 
@@ -466,6 +489,7 @@ class QIPO(OfflineAlgorithm):
         json_state = {
             "observation_normalizer": self.observation_normalizer.state_dict(),
             "reward_scaler": self.reward_scaler.state_dict(),
+            "extraction_trusted": self.extraction_trusted,
         }
         tensors = {"policy": self.policy.state_dict()}
         tensors.update({f"policy.{name}": opt.state_dict() for name, opt in self.policy.optimizers().items()})
@@ -500,6 +524,12 @@ class QIPO(OfflineAlgorithm):
     def _load_state(self, json_state: dict[str, Any], tensor_state: dict[str, Any]) -> None:
         self.observation_normalizer.load_state_dict(json_state["observation_normalizer"])
         self.reward_scaler.load_state_dict(json_state["reward_scaler"])
+        if "extraction_trusted" in json_state:
+            self.extraction_trusted = bool(json_state["extraction_trusted"])
+        else:  # saved before the agent recorded the verdict: the distillation phase's own state holds it
+            phase = tensor_state.get("training_state", {}).get("phase", {})
+            in_distillation = json_state.get("training_state", {}).get("phase") == DISTILL
+            self.extraction_trusted = in_distillation and bool(phase.get("critic_trusted", False))
         self._load_parameters(tensor_state)
 
     def _load_parameters(self, params: dict[str, dict]) -> None:

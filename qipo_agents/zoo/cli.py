@@ -459,11 +459,20 @@ def tune(
 @click.option("--video", type=click.Path(dir_okay=False), help="write the first episode to a .gif or .mp4")
 @click.option("--env", "env_id", help="evaluation env id (default: the run's, or the one recorded with the data)")
 @click.option("--device", default="auto", show_default=True)
-@click.option("--deterministic/--stochastic", default=None, help="[default: the run's setting, else stochastic]")
+@click.option(
+    "--deterministic/--stochastic",
+    default=None,
+    help="[default: the run's setting, else stochastic; a trusted extraction acts as its extraction_acting says]",
+)
 @click.option(
     "--best-of-n",
     type=click.IntRange(min=1),
     help="act with the best of N sampled actions by Q [default: the agent's own best_of_n]",
+)
+@click.option(
+    "--extraction-acting",
+    type=click.Choice(["sampled", "deterministic"]),
+    help="how a trusted Q-guided extraction acts unless --deterministic [default: the agent's extraction_acting]",
 )
 @click.option("--sampler", is_flag=True, help="act with the multi-step sampler, not a distilled one-step policy")
 @click.option(
@@ -486,6 +495,7 @@ def eval_command(
     device: str,
     deterministic: bool | None,
     best_of_n: int | None,
+    extraction_acting: str | None,
     sampler: bool,
     n_envs: int | None,
     out: str | None,
@@ -497,7 +507,17 @@ def eval_command(
     if out is not None:  # fail before a long evaluation, not after it
         check_writable(out, lambda message: ConfigError(f"--out: {message}"))
     evaluated = evaluate_target(
-        run_or_model, episodes, seed, video, env_id, device, deterministic, best_of_n, sampler, n_envs
+        run_or_model,
+        episodes,
+        seed,
+        video,
+        env_id,
+        device,
+        deterministic,
+        best_of_n,
+        sampler,
+        n_envs,
+        extraction_acting,
     )
     click.echo(f"{evaluated.model} in {evaluated.env_id}: {evaluated.result}")
     if evaluated.video is not None:

@@ -61,6 +61,7 @@ def evaluate_target(
     best_of_n: int | None = None,
     sampler: bool = False,
     n_envs: int | None = None,
+    extraction_acting: str | None = None,
 ) -> Evaluated:
     """Evaluate the agent of a run folder (its config's env and reference scores) or of a model zip.
 
@@ -68,12 +69,15 @@ def evaluate_target(
         episodes: episodes to run (None: the run's ``n_final_eval_episodes``, else 10).
         video: write the first episode to this ``.gif`` / ``.mp4``.
         env_id: evaluation env for a bare model (default: the env recorded with its dataset).
-        deterministic: None: the run's ``deterministic_eval`` (sampled actions for a bare model).
+        deterministic: None: the run's ``deterministic_eval`` (sampled actions for a bare model),
+            and the agent's own ``extraction_acting``; False samples every action, an extraction's too.
         best_of_n: act with the best of N sampled actions by Q (None: the agent's own ``best_of_n``).
         sampler: act with the multi-step sampler even if the agent was distilled to one step.
         n_envs: episodes run at once, one batched ``predict`` per step (None: the run's
             ``n_eval_envs``, else 1). Deterministic returns do not depend on it; sampled ones
             draw their noise in a different order.
+        extraction_acting: how a trusted Q-guided extraction acts under ``deterministic=False``
+            (None: the agent's own ``extraction_acting``, or ``"sampled"`` when ``deterministic`` is False).
 
     With ``env_id`` given, a run folder's agent is evaluated like a bare model (that env, its
     dataset's reference scores).
@@ -86,6 +90,10 @@ def evaluate_target(
     path, run = locate_model(target)
     config = run["config"] if run is not None and env_id is None else None  # None: evaluated as a bare model
     overrides = {} if best_of_n is None else {"best_of_n": best_of_n}  # validated by QIPO's constructor
+    if extraction_acting is None and deterministic is False:
+        extraction_acting = "sampled"  # asked for sampled actions: a deterministically acting extraction samples too
+    if extraction_acting is not None:
+        overrides["extraction_acting"] = extraction_acting
     if sampler:
         overrides["one_step_acting"] = False
     agent = QIPO.load(path, device=device, **overrides)
@@ -119,8 +127,9 @@ def evaluate_target(
         written = write_video(frames, video, fps)
     for env in envs:
         env.close()
+    acted_deterministically = agent.acts_deterministically(deterministic)
     report = evaluation_report(
-        name, seed, len(envs), agent.num_timesteps, deterministic, reference, result, config=config
+        name, seed, len(envs), agent.num_timesteps, acted_deterministically, reference, result, config=config
     )
     report.update(model=str(path), one_step_acting=agent.acts_in_one_step)
     return Evaluated(Path(path), name, result, written, report)

@@ -416,8 +416,9 @@ def _finish(
         result = evaluate(agent, envs, config.n_final_eval_episodes, config.deterministic_eval, seed, reference)
     finally:
         close_copies(envs)
+    acted_deterministically = agent.acts_deterministically(config.deterministic_eval)
     report = evaluation_report(
-        config.env, seed, len(envs), agent.num_timesteps, config.deterministic_eval, reference, result, config=config
+        config.env, seed, len(envs), agent.num_timesteps, acted_deterministically, reference, result, config=config
     )
     write_text_atomic(run_dir / FINAL_EVAL_FILE, json.dumps(report, indent=2) + "\n")
     return path, result
@@ -437,7 +438,8 @@ def evaluation_report(
     ``seed`` (episode ``i`` resets with ``seed + i``; a run's final evaluation uses the run's seed),
     ``n_envs`` (episodes run at once: sampled actions draw their noise in that order, so a sampled
     evaluation repeats exactly only with the same ``n_envs``), the agent's gradient steps, the
-    acting rule and the returns."""
+    acting rule (``deterministic``: how the agent acted, :meth:`QIPO.acts_deterministically
+    <qipo_agents.qipo.algorithm.QIPO.acts_deterministically>`) and the returns."""
     task = {"task": config.name, "algo": config.algo, "profile": config.profile} if config is not None else {}
     return {
         **task,

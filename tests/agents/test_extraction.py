@@ -164,3 +164,48 @@ def test_resume_mid_extraction_keeps_the_trust_checks_outcome(bandit_data, tmp_p
     assert resumed._phase.critic_trusted is uninterrupted._phase.critic_trusted is False
     for (name, a), (_, b) in zip(uninterrupted.policy.state_dict().items(), resumed.policy.state_dict().items()):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=name)
+
+
+@pytest.mark.parametrize(("trust_limit", "trusted"), [(1e-4, False), (100.0, True)])
+def test_a_trusted_extraction_acts_deterministically_when_asked_and_a_plain_copy_keeps_sampling(
+    post_critic, trust_limit, trusted, tmp_path
+):
+    """``extraction_acting="deterministic"``: ``predict`` gives the zero-noise action for a trusted
+    extraction, whatever ``deterministic`` says; the guard's plain copy still samples. Both survive
+    a save and load, and ``extraction_acting="sampled"`` samples the extraction again."""
+    agent_class, path = post_critic
+    agent = agent_class.load(
+        path,
+        device="cpu",
+        dataset=make_bandit(),
+        distill_steps=EXTRACTION_STEPS // 4,
+        extraction_alpha=1.0,
+        extraction_trust_limit=trust_limit,
+        extraction_acting="deterministic",
+    ).learn(reset_num_timesteps=False)
+    loaded = agent_class.load(agent.save(tmp_path / "agent"), device="cpu")
+    states = np.linspace(-1, 1, 64, dtype=np.float32)[:, None]
+    for acting in (agent, loaded):
+        assert acting.acts_with_extraction is trusted and acting.acts_deterministically() is trusted
+        central, _ = acting.predict(states, deterministic=True)
+        first, _ = acting.predict(states)
+        second, _ = acting.predict(states)
+        if trusted:
+            np.testing.assert_array_equal(first, central)
+            np.testing.assert_array_equal(second, central)
+        else:
+            assert np.abs(first - second).mean() > 0.1  # two sampled draws of a two-mode policy
+    loaded.extraction_acting = "sampled"
+    assert not loaded.acts_deterministically()
+    assert np.abs(loaded.predict(states)[0] - loaded.predict(states)[0]).mean() > 0.01
+
+
+def test_the_behaviour_model_samples_whatever_extraction_acting_says(bandit_data):
+    agent = QIPOFlow(
+        "MlpPolicy", bandit_data, reward_scaling="none", **{**TINY, "distill_steps": 20, "extraction_alpha": 1.0}
+    )
+    agent.extraction_acting = "deterministic"
+    agent.learn(callback=lambda local_vars, _globals: local_vars["self"].num_timesteps < 100)  # the critic's end
+    states = np.zeros((64, 1), np.float32)
+    assert not agent.acts_with_extraction
+    assert np.abs(agent.predict(states)[0] - agent.predict(states)[0]).mean() > 0.01

@@ -95,6 +95,24 @@ def test_eval_acts_with_the_sampler_on_request(tiny_task_file, tmp_path, evaluat
     assert [agent.acts_in_one_step for agent in evaluated_agents] == [True, False]
 
 
+def test_a_trusted_extraction_acts_as_its_run_says_unless_eval_asks_otherwise(
+    tiny_task_file, tmp_path, evaluated_agents
+):
+    """A run whose extraction acts deterministically records so in its final evaluation; `eval`
+    keeps the agent's rule, `--stochastic` samples the extraction, `--extraction-acting` sets it."""
+    logs = tmp_path / "logs"
+    extraction = ("distill_steps=5", "extraction_alpha=1.0", "extraction_acting=deterministic")
+    invoke(*train_args("tiny-hopper", logs, "--config", tiny_task_file), *extraction, "n_final_eval_episodes=1")
+    run = logs / "flow" / "tiny-hopper_1"
+    assert json.loads((run / "final_eval.json").read_text())["deterministic"] is True
+    invoke("eval", run, "--episodes", "1")
+    invoke("eval", run, "--episodes", "1", "--stochastic")
+    invoke("eval", run, "--episodes", "1", "--extraction-acting", "sampled")
+    assert all(agent.acts_with_extraction for agent in evaluated_agents)
+    assert [agent.acts_deterministically() for agent in evaluated_agents] == [True, False, False]
+    assert "--extraction-acting" in invoke("eval", run, "--extraction-acting", "greedy", expect=2).output
+
+
 def test_eval_writes_a_gif_of_one_episode(trained_run, tmp_path, monkeypatch):
     monkeypatch.setenv("MUJOCO_GL", "egl")
     video = tmp_path / "episode.gif"

@@ -57,11 +57,17 @@ def test_gpu_profile_holds_the_papers_values(algo):
 
 
 @pytest.mark.parametrize("algo", ["flow", "diffusion"])
-def test_every_task_evaluates_by_sampling_actions_as_the_paper_does(algo):
+def test_every_task_evaluates_by_sampling_actions_as_the_paper_does_but_a_trusted_extraction(algo):
+    """Every run evaluates with predict(deterministic=False): sampled actions, as the paper acts;
+    only QIPOFlow's CPU recipe, which extracts, lets a trusted extraction act deterministically."""
     zoo = ZooFile.load(algo)
     for task in zoo.tasks:
         for profile in ("gpu", "cpu"):
-            assert zoo.resolve(task, profile).deterministic_eval is False, (task, profile)
+            config = zoo.resolve(task, profile)
+            assert config.deterministic_eval is False, (task, profile)
+            if config.hyperparams.get("extraction_alpha") is not None:
+                assert (algo, profile) == ("flow", "cpu"), task
+                assert config.hyperparams["extraction_acting"] == "deterministic", task
 
 
 def test_cpu_profile_is_a_smaller_budget_of_the_same_algorithm():
