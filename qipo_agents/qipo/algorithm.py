@@ -125,8 +125,8 @@ class QIPO(OfflineAlgorithm):
             is a Q-guided extraction its guard trusted (:attr:`acts_with_extraction`):
             ``"sampled"`` (the default) or ``"deterministic"``, as ``deterministic=True`` acts
             (beyond the paper; the zoo's CPU recipe: an extraction has climbed the critic, and its
-            central action scored higher than its sampled ones on every family measured). A plain
-            copy, the sampler and the behaviour model keep sampling.
+            central action scored above its sampled ones in 14 of 16 runs on six datasets). A
+            plain copy, the sampler and the behaviour model keep sampling.
         one_step_acting: once the distillation has run, act with the one-step policy (one
             network evaluation); False acts with the multi-step sampler it was distilled from.
         n_sampling_steps: solver steps for acting and support sampling (None: the path default).
