@@ -50,9 +50,10 @@ import torch
 import torch.nn.functional as F
 
 from qipo_agents.common.precision import training_autocast
+from qipo_agents.data.device_buffer import DeviceBuffer
 from qipo_agents.qipo.phase import Phase
 from qipo_agents.qipo.policy import QIPOPolicy
-from qipo_agents.qipo.support import clip_actions
+from qipo_agents.qipo.support import SamplerConfig, clip_actions
 
 
 @dataclass(frozen=True)
@@ -116,12 +117,42 @@ def extraction_optimum(
 
 
 @torch.no_grad()
+def per_state_q_gain(
+    policy: QIPOPolicy, observations: torch.Tensor, teacher_actions: torch.Tensor, optimum: torch.Tensor
+) -> torch.Tensor:
+    """Each state's ``Q(s, optimum) - Q(s, teacher)`` in units of the states' mean ``|Q(s, teacher)|``, ``(n,)``."""
+    start_q = policy.critic.min_q(observations, teacher_actions)
+    return (policy.critic.min_q(observations, optimum) - start_q) / start_q.abs().mean().clamp_min(1e-6)
+
+
 def promised_q_gain(
     policy: QIPOPolicy, observations: torch.Tensor, teacher_actions: torch.Tensor, optimum: torch.Tensor
 ) -> torch.Tensor:
     """The critic's promise: ``mean(Q(s, optimum) - Q(s, teacher)) / mean |Q(s, teacher)|`` (a scalar)."""
-    start_q = policy.critic.min_q(observations, teacher_actions)
-    return (policy.critic.min_q(observations, optimum) - start_q).mean() / start_q.abs().mean().clamp_min(1e-6)
+    return per_state_q_gain(policy, observations, teacher_actions, optimum).mean()
+
+
+def trust_check_gains(
+    policy: QIPOPolicy,
+    data: DeviceBuffer,
+    sampler: SamplerConfig,
+    beta: float,
+    extraction_alpha: float,
+    action_low: torch.Tensor,
+    action_high: torch.Tensor,
+) -> torch.Tensor:
+    """The trust check's per-state Q gains, ``(TRUST_CHECK_STATES,)``: on random dataset states (drawn
+    from a generator of its own, seeded 0, so the run's stream is left alone), one teacher action
+    each, moved to the extraction objective's optimum (:func:`extraction_optimum`). Their mean is the
+    critic's promise."""
+    own = torch.Generator(device=data.device).manual_seed(0)
+    indices = torch.randint(len(data), (TRUST_CHECK_STATES,), generator=own, device=data.device)
+    observations = data.observations[indices]
+    noise = torch.randn(len(indices), action_low.shape[0], generator=own, device=data.device)
+    teacher = clip_actions(sampler.sample(policy.actor_ema, observations, noise, beta), action_low, action_high)
+    teacher = teacher.clone()  # the sampler runs in inference mode; a clone is a plain tensor for autograd
+    optimum = extraction_optimum(policy, observations, teacher, extraction_alpha, action_low, action_high)
+    return per_state_q_gain(policy, observations, teacher, optimum)
 
 
 class OneStepDistillation(Phase):
@@ -151,17 +182,10 @@ class OneStepDistillation(Phase):
         self.policy.one_step.initialise_from(self.policy.actor_ema)
         alpha, trust_limit = self.config.extraction_alpha, self.config.extraction_trust_limit
         if alpha is not None and trust_limit is not None:
-            own = torch.Generator(device=self.data.device).manual_seed(0)  # leaves the run's stream alone
-            indices = torch.randint(len(self.data), (TRUST_CHECK_STATES,), generator=own, device=self.data.device)
-            observations = self.data.observations[indices]
-            noise = torch.randn(len(indices), self.policy.one_step.action_dim, generator=own, device=self.data.device)
-            teacher = clip_actions(
-                self.sampler.sample(self.policy.actor_ema, observations, noise, self.config.beta),
-                self.action_low,
-                self.action_high,
-            ).clone()
-            optimum = extraction_optimum(self.policy, observations, teacher, alpha, self.action_low, self.action_high)
-            self.promised_q_gain = promised_q_gain(self.policy, observations, teacher, optimum)
+            gains = trust_check_gains(
+                self.policy, self.data, self.sampler, self.config.beta, alpha, self.action_low, self.action_high
+            )
+            self.promised_q_gain = gains.mean()
             self.critic_trusted = bool(self.promised_q_gain <= trust_limit)
 
     def state_dict(self) -> dict[str, torch.Tensor]:

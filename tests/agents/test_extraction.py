@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from qipo_agents import QIPOFlow
+from qipo_agents.qipo.distillation import TRUST_CHECK_STATES, trust_check_gains
 
 from .conftest import TINY, bandit_reward, make_bandit, stop_at
 from .test_bandit import BANDIT_CONFIG
@@ -151,6 +152,11 @@ def test_the_trust_check_extracts_or_falls_back_to_the_plain_copy(post_critic, t
         torch.testing.assert_close(_one_step_parameters(guarded)[name], value, rtol=0, atol=0, msg=name)
     promise = float(guarded._phase.promised_q_gain)
     assert promise > 0.05 and guarded._phase.critic_trusted is trusted
+    # the trained agent repeats its own check (the distillation leaves the critic and teacher alone)
+    gains = trust_check_gains(
+        guarded.policy, guarded.data, guarded.sampler, guarded.beta, 1.0, guarded.action_low, guarded.action_high
+    )
+    assert gains.shape == (TRUST_CHECK_STATES,) and float(gains.mean()) == pytest.approx(promise, rel=1e-5)
 
 
 def test_resume_mid_extraction_keeps_the_trust_checks_outcome(bandit_data, tmp_path):
