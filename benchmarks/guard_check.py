@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     results, rows = [], []
     for path in args.agents:
         agent = QIPO.load(path, device="cpu")
-        agent = QIPO.load(path, device="cpu", dataset=list(agent.dataset_metadata["dataset_ids"]))
+        agent.set_dataset(list(agent.dataset_metadata["dataset_ids"]))
         alpha = args.alpha or agent.extraction_alpha
         if alpha is None:
             raise SystemExit(f"{path} has no extraction_alpha: pass --alpha")

@@ -127,10 +127,7 @@ def evaluate_target(
         written = write_video(frames, video, fps)
     for env in envs:
         env.close()
-    acted_deterministically = agent.acts_deterministically(deterministic)
-    report = evaluation_report(
-        name, seed, len(envs), agent.num_timesteps, acted_deterministically, reference, result, config=config
-    )
+    report = evaluation_report(name, seed, len(envs), agent, deterministic, reference, result, config=config)
     report.update(model=str(path), one_step_acting=agent.acts_in_one_step)
     return Evaluated(Path(path), name, result, written, report)
 

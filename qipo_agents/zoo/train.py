@@ -32,7 +32,7 @@ from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import yaml
@@ -53,6 +53,9 @@ from qipo_agents.errors import ConfigError, DatasetNotFoundError, QIPOError
 from qipo_agents.zoo.config import TaskConfig, task_from_dict
 from qipo_agents.zoo.envs import make_env
 from qipo_agents.zoo.sources import DatasetSpec, dataset_sources
+
+if TYPE_CHECKING:
+    from qipo_agents.qipo.algorithm import QIPO
 
 CONFIG_FILE = "config.yml"
 COMMAND_FILE = "command.txt"
@@ -416,9 +419,8 @@ def _finish(
         result = evaluate(agent, envs, config.n_final_eval_episodes, config.deterministic_eval, seed, reference)
     finally:
         close_copies(envs)
-    acted_deterministically = agent.acts_deterministically(config.deterministic_eval)
     report = evaluation_report(
-        config.env, seed, len(envs), agent.num_timesteps, acted_deterministically, reference, result, config=config
+        config.env, seed, len(envs), agent, config.deterministic_eval, reference, result, config=config
     )
     write_text_atomic(run_dir / FINAL_EVAL_FILE, json.dumps(report, indent=2) + "\n")
     return path, result
@@ -428,7 +430,7 @@ def evaluation_report(
     env_id: str,
     seed: int,
     n_envs: int,
-    num_timesteps: int,
+    agent: QIPO,
     deterministic: bool,
     reference: tuple[float, float] | None,
     result: EvaluationResult,
@@ -438,17 +440,18 @@ def evaluation_report(
     ``seed`` (episode ``i`` resets with ``seed + i``; a run's final evaluation uses the run's seed),
     ``n_envs`` (episodes run at once: sampled actions draw their noise in that order, so a sampled
     evaluation repeats exactly only with the same ``n_envs``), the agent's gradient steps, the
-    acting rule (``deterministic``: how the agent acted, :meth:`QIPO.acts_deterministically
+    acting rule (``deterministic``: how the ``agent`` acted when the evaluation asked for
+    ``deterministic``, :meth:`QIPO.acts_deterministically
     <qipo_agents.qipo.algorithm.QIPO.acts_deterministically>`) and the returns."""
     task = {"task": config.name, "algo": config.algo, "profile": config.profile} if config is not None else {}
     return {
         **task,
         "seed": seed,
         "n_envs": n_envs,
-        "num_timesteps": num_timesteps,
+        "num_timesteps": agent.num_timesteps,
         "env": env_id,
         "n_episodes": len(result.returns),
-        "deterministic": deterministic,
+        "deterministic": agent.acts_deterministically(deterministic),
         "reference_scores": list(reference) if reference else None,
         **result.to_dict(),
     }
