@@ -121,6 +121,12 @@ class QIPO(OfflineAlgorithm):
             optimum of the extraction objective on 2048 dataset states); above this limit the
             critic is not trusted and the phase is a plain copy. None: no check. Needs
             ``extraction_alpha``.
+        extraction_trust_concentration: (beyond the paper) a promise above
+            ``extraction_trust_limit`` is still trusted while it is spread over the states: its
+            mean over its median per-state gain at most this value. A critic that extrapolates
+            promises its gain at a few states (88-140 on HalfCheetah medium-expert); data with room
+            to improve spreads it (2-8 on the other local datasets). None: the limit alone.
+            Needs ``extraction_trust_limit``.
         extraction_acting: how ``predict(obs, deterministic=False)`` acts once the one-step policy
             is a Q-guided extraction its guard trusted (:attr:`acts_with_extraction`):
             ``"sampled"`` (the default) or ``"deterministic"``, as ``deterministic=True`` acts

@@ -66,9 +66,9 @@ class QIPOConfig(BaseModel):
     refinement_settings: ClassVar[frozenset[str]] = frozenset(
         "beta min_effective_support n_support_actions include_dataset_action renew_interval n_support_states "
         "policy_steps policy_batch_size policy_learning_rate policy_tau distill_steps distill_batch_size "
-        "distill_learning_rate extraction_alpha extraction_trust_limit extraction_acting one_step_acting "
-        "n_sampling_steps solver best_of_n acting_temperature deterministic_action mean_action_samples "
-        "sampling_chunk_size precision".split()
+        "distill_learning_rate extraction_alpha extraction_trust_limit extraction_trust_concentration "
+        "extraction_acting one_step_acting n_sampling_steps solver best_of_n acting_temperature deterministic_action "
+        "mean_action_samples sampling_chunk_size precision".split()
     )
 
     # ---------------------------------------------------------------- behaviour warm-up (K1)
@@ -121,6 +121,12 @@ class QIPOConfig(BaseModel):
     )
     extraction_trust_limit: float | None = Field(
         None, gt=0, description="largest promised Q gain, in units of mean |Q|, the extraction trusts (None: no check)"
+    )
+    extraction_trust_concentration: float | None = Field(
+        None,
+        ge=1,
+        description="a promise above the limit is still trusted while its mean over median per-state gain "
+        "is at most this (None: the limit alone)",
     )
     extraction_acting: Literal["sampled", "deterministic"] = Field(
         "sampled", description="how predict(deterministic=False) acts with a trusted Q-guided extraction"
@@ -175,6 +181,13 @@ class QIPOConfig(BaseModel):
                 "extraction_trust_limit guards the Q-guided extraction: it needs extraction_alpha "
                 f"(got extraction_trust_limit={self.extraction_trust_limit} with extraction_alpha=None); "
                 "set extraction_trust_limit=None too",
+            )
+        if self.extraction_trust_concentration is not None and self.extraction_trust_limit is None:
+            raise combination_error(
+                ("extraction_trust_concentration", "extraction_trust_limit"),
+                "extraction_trust_concentration says which promises above extraction_trust_limit are still "
+                f"trusted: it needs extraction_trust_limit (got extraction_trust_concentration="
+                f"{self.extraction_trust_concentration} with extraction_trust_limit=None); set both, or neither",
             )
         if self.extraction_alpha is not None and self.distill_steps == 0:
             raise combination_error(

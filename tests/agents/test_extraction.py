@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from qipo_agents import QIPOFlow
-from qipo_agents.qipo.distillation import TRUST_CHECK_STATES, trust_check_gains
+from qipo_agents.qipo.distillation import TRUST_CHECK_STATES, critic_trusted, promise_concentration, trust_check_gains
 
 from .conftest import TINY, bandit_reward, make_bandit, stop_at
 from .test_bandit import BANDIT_CONFIG
@@ -124,6 +124,19 @@ def test_a_post_critic_save_takes_new_lengths_for_the_phases_ahead(bandit_data, 
         ({"distill_steps": 0, "extraction_alpha": 1.0}, "only distill_steps > 0 trains"),
         ({"distill_steps": 10, "extraction_trust_limit": 0.1}, "extraction_trust_limit .* needs extraction_alpha"),
         ({"distill_steps": 10, "extraction_alpha": 1.0, "extraction_trust_limit": 0.0}, "must be > 0"),
+        (
+            {"distill_steps": 10, "extraction_alpha": 1.0, "extraction_trust_concentration": 20.0},
+            "extraction_trust_concentration .* needs extraction_trust_limit",
+        ),
+        (
+            {
+                "distill_steps": 10,
+                "extraction_alpha": 1.0,
+                "extraction_trust_limit": 0.1,
+                "extraction_trust_concentration": 0.5,
+            },
+            "extraction_trust_concentration: must be >= 1",
+        ),
     ],
 )
 def test_a_bad_extraction_setting_is_a_clear_error(bandit_data, settings, message):
@@ -135,10 +148,36 @@ def _one_step_parameters(agent) -> dict[str, torch.Tensor]:
     return {k: v for k, v in agent.policy.state_dict().items() if k.startswith("one_step.")}
 
 
-@pytest.mark.parametrize(("trust_limit", "trusted"), [(1e-4, False), (100.0, True)])
-def test_the_trust_check_extracts_or_falls_back_to_the_plain_copy(post_critic, trust_limit, trusted):
-    """On the bandit the critic (Q = s a) promises a clear gain at alpha = 1: a limit below that
-    promise gives the plain copy exactly, a limit above it the extraction exactly."""
+def test_a_promise_spread_over_the_states_is_trusted_and_one_carried_by_a_few_is_not():
+    """The guard's two cases at the same mean promise (0.03 against a limit of 0.015): every state
+    promising a little (a dataset with room to improve), or a tenth of them promising much (a
+    critic extrapolating there)."""
+    spread = torch.full((1000,), 0.03)
+    concentrated = torch.cat([torch.full((900,), 0.0003), torch.full((100,), 0.2973)])
+    assert float(spread.mean()) == pytest.approx(float(concentrated.mean()), rel=1e-5)
+    assert float(promise_concentration(spread)) == pytest.approx(1.0)
+    assert float(promise_concentration(concentrated)) == pytest.approx(100.0, rel=1e-3)
+    assert float(promise_concentration(torch.cat([torch.zeros(600), torch.ones(400)]))) == float("inf")
+    for gains in (spread, concentrated):  # the limit alone distrusts both
+        assert not critic_trusted(gains.mean(), promise_concentration(gains), 0.015, None)
+    assert critic_trusted(spread.mean(), promise_concentration(spread), 0.015, 20.0)
+    assert not critic_trusted(concentrated.mean(), promise_concentration(concentrated), 0.015, 20.0)
+    # a promise within the limit is trusted however it is spread
+    assert critic_trusted(concentrated.mean() / 10, promise_concentration(concentrated), 0.015, 20.0)
+
+
+@pytest.mark.parametrize(
+    ("trust_limit", "trust_concentration", "trusted"),
+    [(1e-4, None, False), (100.0, None, True), (1e-4, 1e3, True), (1e-4, 1.0, False)],
+)
+def test_the_trust_check_extracts_or_falls_back_to_the_plain_copy(
+    post_critic, trust_limit, trust_concentration, trusted
+):
+    """On the bandit the critic (Q = s a) promises a clear gain at alpha = 1, spread over the states
+    (every state but those near s = 0 gains by moving toward a = sign(s)): a limit below that promise
+    gives the plain copy exactly, a limit above it the extraction exactly; below the limit, a loose
+    concentration bound trusts the spread promise and the tightest one (1: no state may promise
+    above the median) does not."""
     agent_class, path = post_critic
 
     def distil(**settings):
@@ -146,12 +185,15 @@ def test_the_trust_check_extracts_or_falls_back_to_the_plain_copy(post_critic, t
             path, device="cpu", dataset=make_bandit(), distill_steps=EXTRACTION_STEPS // 4, **settings
         ).learn(reset_num_timesteps=False)
 
-    guarded = distil(extraction_alpha=1.0, extraction_trust_limit=trust_limit)
+    guarded = distil(
+        extraction_alpha=1.0, extraction_trust_limit=trust_limit, extraction_trust_concentration=trust_concentration
+    )
     expected = distil(extraction_alpha=1.0) if trusted else distil()
     for name, value in _one_step_parameters(expected).items():
         torch.testing.assert_close(_one_step_parameters(guarded)[name], value, rtol=0, atol=0, msg=name)
     promise = float(guarded._phase.promised_q_gain)
     assert promise > 0.05 and guarded._phase.critic_trusted is trusted
+    assert 1.0 < float(guarded._phase.promise_concentration) < 3.0  # spread over the states
     # the trained agent repeats its own check (the distillation leaves the critic and teacher alone)
     gains = trust_check_gains(
         guarded.policy, guarded.data, guarded.sampler, guarded.beta, 1.0, guarded.action_low, guarded.action_high
@@ -168,6 +210,7 @@ def test_resume_mid_extraction_keeps_the_trust_checks_outcome(bandit_data, tmp_p
     resumed = QIPOFlow.load(first.save(tmp_path / "checkpoint"), device="cpu", dataset=bandit_data)
     resumed.learn(reset_num_timesteps=False)
     assert resumed._phase.critic_trusted is uninterrupted._phase.critic_trusted is False
+    assert float(resumed._phase.promise_concentration) == float(uninterrupted._phase.promise_concentration) > 1.0
     for (name, a), (_, b) in zip(uninterrupted.policy.state_dict().items(), resumed.policy.state_dict().items()):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=name)
 
