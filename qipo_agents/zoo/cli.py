@@ -474,6 +474,12 @@ def tune(
     type=click.Choice(["sampled", "deterministic"]),
     help="how a trusted Q-guided extraction acts unless --deterministic [default: the agent's extraction_acting]",
 )
+@click.option(
+    "--acting-temperature",
+    type=click.FloatRange(min=0.0, max=1.0),
+    help="scale of the noise a sampled action starts from (1: sample the policy, 0: its zero-noise action) "
+    "[default: the agent's acting_temperature]",
+)
 @click.option("--sampler", is_flag=True, help="act with the multi-step sampler, not a distilled one-step policy")
 @click.option(
     "--n-envs",
@@ -496,6 +502,7 @@ def eval_command(
     deterministic: bool | None,
     best_of_n: int | None,
     extraction_acting: str | None,
+    acting_temperature: float | None,
     sampler: bool,
     n_envs: int | None,
     out: str | None,
@@ -518,6 +525,7 @@ def eval_command(
         sampler,
         n_envs,
         extraction_acting,
+        acting_temperature,
     )
     click.echo(f"{evaluated.model} in {evaluated.env_id}: {evaluated.result}")
     if evaluated.video is not None:

@@ -62,6 +62,7 @@ def evaluate_target(
     sampler: bool = False,
     n_envs: int | None = None,
     extraction_acting: str | None = None,
+    acting_temperature: float | None = None,
 ) -> Evaluated:
     """Evaluate the agent of a run folder (its config's env and reference scores) or of a model zip.
 
@@ -78,6 +79,8 @@ def evaluate_target(
             draw their noise in a different order.
         extraction_acting: how a trusted Q-guided extraction acts under ``deterministic=False``
             (None: the agent's own ``extraction_acting``, or ``"sampled"`` when ``deterministic`` is False).
+        acting_temperature: scale of the noise a sampled action starts from, in ``[0, 1]`` (None:
+            the agent's own ``acting_temperature``).
 
     With ``env_id`` given, a run folder's agent is evaluated like a bare model (that env, its
     dataset's reference scores).
@@ -94,6 +97,8 @@ def evaluate_target(
         extraction_acting = "sampled"  # asked for sampled actions: a deterministically acting extraction samples too
     if extraction_acting is not None:
         overrides["extraction_acting"] = extraction_acting
+    if acting_temperature is not None:
+        overrides["acting_temperature"] = acting_temperature
     if sampler:
         overrides["one_step_acting"] = False
     agent = QIPO.load(path, device=device, **overrides)

@@ -442,7 +442,8 @@ def evaluation_report(
     evaluation repeats exactly only with the same ``n_envs``), the agent's gradient steps, the
     acting rule (``deterministic``: how the ``agent`` acted when the evaluation asked for
     ``deterministic``, :meth:`QIPO.acts_deterministically
-    <qipo_agents.qipo.algorithm.QIPO.acts_deterministically>`) and the returns."""
+    <qipo_agents.qipo.algorithm.QIPO.acts_deterministically>`, and the ``acting_temperature`` its
+    sampled actions start from) and the returns."""
     task = {"task": config.name, "algo": config.algo, "profile": config.profile} if config is not None else {}
     return {
         **task,
@@ -452,6 +453,7 @@ def evaluation_report(
         "env": env_id,
         "n_episodes": len(result.returns),
         "deterministic": agent.acts_deterministically(deterministic),
+        "acting_temperature": agent.acting_temperature,
         "reference_scores": list(reference) if reference else None,
         **result.to_dict(),
     }

@@ -86,6 +86,15 @@ def test_eval_best_of_n_overrides_the_saved_choice(trained_run, evaluated_agents
     assert "--best-of-n" in invoke("eval", trained_run, "--best-of-n", "0", expect=2).output
 
 
+def test_eval_acting_temperature_overrides_the_saved_one_and_is_recorded(trained_run, evaluated_agents, tmp_path):
+    invoke("eval", trained_run, "--episodes", "1", "--out", tmp_path / "saved.json")
+    invoke("eval", trained_run, "--episodes", "1", "--acting-temperature", "0.5", "--out", tmp_path / "half.json")
+    assert [agent.acting_temperature for agent in evaluated_agents] == [1.0, 0.5]
+    assert json.loads((tmp_path / "half.json").read_text())["acting_temperature"] == 0.5
+    assert json.loads((tmp_path / "saved.json").read_text())["acting_temperature"] == 1.0
+    assert "--acting-temperature" in invoke("eval", trained_run, "--acting-temperature", "1.5", expect=2).output
+
+
 def test_eval_acts_with_the_sampler_on_request(tiny_task_file, tmp_path, evaluated_agents):
     logs = tmp_path / "logs"
     invoke(*train_args("tiny-hopper", logs, "--config", tiny_task_file), "distill_steps=5", "n_final_eval_episodes=0")
