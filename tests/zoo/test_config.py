@@ -58,13 +58,16 @@ def test_gpu_profile_holds_the_papers_values(algo):
 
 @pytest.mark.parametrize("algo", ["flow", "diffusion"])
 def test_every_task_evaluates_by_sampling_actions_as_the_paper_does(algo):
-    """predict(deterministic=False) with sampled actions everywhere, a trusted extraction's too."""
+    """predict(deterministic=False) with sampled actions everywhere, a trusted extraction's too; the
+    flow's CPU recipe draws them from narrower noise (0.75), every other profile as the paper does."""
     zoo = ZooFile.load(algo)
     for task in zoo.tasks:
         for profile in ("gpu", "cpu"):
             config = zoo.resolve(task, profile)
             assert config.deterministic_eval is False, (task, profile)
             assert config.hyperparams.get("extraction_acting", "sampled") == "sampled", (task, profile)
+            recipe = algo == "flow" and profile == "cpu" and task != "hopper-medium-mini"
+            assert config.hyperparams.get("acting_temperature", 1.0) == (0.75 if recipe else 1.0), (task, profile)
 
 
 def test_cpu_profile_is_a_smaller_budget_of_the_same_algorithm():
@@ -92,6 +95,7 @@ def test_cpu_profile_is_a_smaller_budget_of_the_same_algorithm():
         "behavior_during_critic": False,
         "extraction_alpha": None,
         "extraction_trust_limit": None,
+        "acting_temperature": 1.0,
         "policy_kwargs": narrow_critic,
     }
 
