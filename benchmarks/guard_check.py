@@ -20,21 +20,22 @@ from typing import Any
 
 import bench_utils as bu
 import numpy as np
+import torch
 
 from qipo_agents.qipo.algorithm import QIPO
-from qipo_agents.qipo.distillation import trust_check_gains
+from qipo_agents.qipo.distillation import promise_concentration, trust_check_gains
 
 
-def distribution(gains: np.ndarray) -> dict[str, float]:
-    """Summary of per-state gains ``(n,)``."""
-    positive = np.sort(np.clip(gains, 0.0, None))[::-1]
-    median = float(np.median(gains))
+def distribution(gains: torch.Tensor) -> dict[str, float]:
+    """Summary of per-state gains ``(n,)``; ``mean_over_median`` is the guard's concentration."""
+    values = gains.cpu().numpy()
+    positive = np.sort(np.clip(values, 0.0, None))[::-1]
     return {
-        "promise": float(gains.mean()),
-        "median": median,
+        "promise": float(values.mean()),
+        "median": float(np.median(values)),
         "top_decile_share": float(positive[: len(positive) // 10].sum() / max(positive.sum(), 1e-12)),
-        "mean_over_median": float(gains.mean() / median) if median > 0 else float("inf"),
-        "share_above_0.05": float((gains > 0.05).mean()),
+        "mean_over_median": float(promise_concentration(gains)),
+        "share_above_0.05": float((values > 0.05).mean()),
     }
 
 
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         gains = trust_check_gains(
             agent.policy, agent.data, agent.sampler, agent.beta, alpha, agent.action_low, agent.action_high
         )
-        summary = distribution(gains.cpu().numpy())
+        summary = distribution(gains)
         results.append({"agent": path, "datasets": agent.dataset_metadata["dataset_ids"], "alpha": alpha, **summary})
         rows.append([path, *(bu.fmt(value, 4) for value in summary.values())])
     print(
