@@ -23,6 +23,7 @@ TINY = [
     "distill_steps=0",
     "extraction_alpha=null",  # the CPU recipe's extraction shapes a one-step policy, which these runs skip
     "extraction_trust_limit=null",
+    "extraction_trust_concentration=null",
     "behavior_batch_size=64",
     "critic_batch_size=64",
     "policy_batch_size=64",

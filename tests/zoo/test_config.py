@@ -87,6 +87,7 @@ def test_cpu_profile_is_a_smaller_budget_of_the_same_algorithm():
     recipes = [zoo.resolve(task, "cpu").hyperparams for task in LOCAL]
     assert all(recipe == recipes[0] for recipe in recipes)
     assert recipes[0]["extraction_alpha"] == 0.4 and recipes[0]["policy_kwargs"]["critic_layer_norm"]
+    assert (recipes[0]["extraction_trust_limit"], recipes[0]["extraction_trust_concentration"]) == (0.015, 25)
     narrow_critic = {**recipes[0]["policy_kwargs"], "critic_hidden_dims": [128, 128], "critic_layer_norm": False}
     embedded = zoo.resolve("hopper-medium-mini", "cpu").hyperparams
     assert embedded == {
@@ -95,6 +96,7 @@ def test_cpu_profile_is_a_smaller_budget_of_the_same_algorithm():
         "behavior_during_critic": False,
         "extraction_alpha": None,
         "extraction_trust_limit": None,
+        "extraction_trust_concentration": None,
         "acting_temperature": 1.0,
         "policy_kwargs": narrow_critic,
     }
