@@ -151,7 +151,7 @@ def promise_concentration(gains: torch.Tensor) -> torch.Tensor:
     return gains.mean() / median
 
 
-def critic_trusted(
+def guard_trusts(
     promise: torch.Tensor, concentration: torch.Tensor, trust_limit: float, trust_concentration: float | None
 ) -> bool:
     """The guard's verdict: a promise at most ``trust_limit``, or (with ``trust_concentration``) one
@@ -217,7 +217,7 @@ class OneStepDistillation(Phase):
             )
             self.promised_q_gain = gains.mean()
             self.promise_concentration = promise_concentration(gains)
-            self.critic_trusted = critic_trusted(
+            self.critic_trusted = guard_trusts(
                 self.promised_q_gain,
                 self.promise_concentration,
                 trust_limit,

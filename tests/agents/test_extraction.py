@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from qipo_agents import QIPOFlow
-from qipo_agents.qipo.distillation import TRUST_CHECK_STATES, critic_trusted, promise_concentration, trust_check_gains
+from qipo_agents.qipo.distillation import TRUST_CHECK_STATES, guard_trusts, promise_concentration, trust_check_gains
 
 from .conftest import TINY, bandit_reward, make_bandit, stop_at
 from .test_bandit import BANDIT_CONFIG
@@ -159,11 +159,11 @@ def test_a_promise_spread_over_the_states_is_trusted_and_one_carried_by_a_few_is
     assert float(promise_concentration(concentrated)) == pytest.approx(100.0, rel=1e-3)
     assert float(promise_concentration(torch.cat([torch.zeros(600), torch.ones(400)]))) == float("inf")
     for gains in (spread, concentrated):  # the limit alone distrusts both
-        assert not critic_trusted(gains.mean(), promise_concentration(gains), 0.015, None)
-    assert critic_trusted(spread.mean(), promise_concentration(spread), 0.015, 20.0)
-    assert not critic_trusted(concentrated.mean(), promise_concentration(concentrated), 0.015, 20.0)
+        assert not guard_trusts(gains.mean(), promise_concentration(gains), 0.015, None)
+    assert guard_trusts(spread.mean(), promise_concentration(spread), 0.015, 20.0)
+    assert not guard_trusts(concentrated.mean(), promise_concentration(concentrated), 0.015, 20.0)
     # a promise within the limit is trusted however it is spread
-    assert critic_trusted(concentrated.mean() / 10, promise_concentration(concentrated), 0.015, 20.0)
+    assert guard_trusts(concentrated.mean() / 10, promise_concentration(concentrated), 0.015, 20.0)
 
 
 @pytest.mark.parametrize(
