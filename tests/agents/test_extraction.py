@@ -175,9 +175,9 @@ def test_the_trust_check_extracts_or_falls_back_to_the_plain_copy(
 ):
     """On the bandit the critic (Q = s a) promises a clear gain at alpha = 1, spread over the states
     (every state but those near s = 0 gains by moving toward a = sign(s)): a limit below that promise
-    gives the plain copy exactly, a limit above it the extraction exactly; below the limit, a loose
-    concentration bound trusts the spread promise and the tightest one (1: no state may promise
-    above the median) does not."""
+    gives the plain copy exactly, a limit above it the extraction exactly; with the limit below the
+    promise, a loose concentration bound trusts the spread promise and the tightest one (1: the mean
+    gain may not exceed the median) does not."""
     agent_class, path = post_critic
 
     def distil(**settings):
