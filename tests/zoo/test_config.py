@@ -82,8 +82,8 @@ def test_cpu_profile_is_a_smaller_budget_of_the_same_algorithm():
     assert antmaze_gpu.hyperparams["n_support_actions"] == 32 and antmaze_cpu.hyperparams["n_support_actions"] == 16
     assert antmaze_cpu.hyperparams["reward_scaling"] == "antmaze"
     # one CPU recipe: every local task resolves to the same hyperparameters, and the embedded
-    # default to them but the distillation (and so the extraction), the behaviour steps during the
-    # critic phase and a narrower critic without LayerNorm
+    # default to them but the distillation (and so the extraction and its guard), the behaviour steps
+    # during the critic phase, the acting noise and a narrower critic without LayerNorm
     recipes = [zoo.resolve(task, "cpu").hyperparams for task in LOCAL]
     assert all(recipe == recipes[0] for recipe in recipes)
     assert recipes[0]["extraction_alpha"] == 0.4 and recipes[0]["policy_kwargs"]["critic_layer_norm"]
