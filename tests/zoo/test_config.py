@@ -59,14 +59,15 @@ def test_gpu_profile_holds_the_papers_values(algo):
 @pytest.mark.parametrize("algo", ["flow", "diffusion"])
 def test_every_task_evaluates_by_sampling_actions_as_the_paper_does(algo):
     """predict(deterministic=False) with sampled actions everywhere, a trusted extraction's too; the
-    flow's CPU recipe draws them from narrower noise (0.75), every other profile as the paper does."""
+    CPU recipes draw them from narrower noise (0.75), every other profile as the paper does (and so
+    does the flow's embedded default, which trains the paper's method)."""
     zoo = ZooFile.load(algo)
     for task in zoo.tasks:
         for profile in ("gpu", "cpu"):
             config = zoo.resolve(task, profile)
             assert config.deterministic_eval is False, (task, profile)
             assert config.hyperparams.get("extraction_acting", "sampled") == "sampled", (task, profile)
-            recipe = algo == "flow" and profile == "cpu" and task != "hopper-medium-mini"
+            recipe = profile == "cpu" and not (algo == "flow" and task == "hopper-medium-mini")
             assert config.hyperparams.get("acting_temperature", 1.0) == (0.75 if recipe else 1.0), (task, profile)
 
 
@@ -111,6 +112,24 @@ def test_flow_cpu_recipe_acts_in_one_step_except_the_embedded_default():
     assert zoo.resolve("hopper-medium-mini", "cpu").hyperparams["distill_steps"] == 0
     assert zoo.resolve("local-hopper-medium", "gpu").hyperparams.get("distill_steps", 0) == 0
 
+
+def test_the_diffusion_cpu_recipe_is_the_flows_with_its_own_sampler():
+    """Both agents train the same CPU recipe on every local task; they differ only in path and sampler."""
+    flow, diffusion = ZooFile.load("flow"), ZooFile.load("diffusion")
+    sampler = ("solver", "n_sampling_steps")
+    for task in LOCAL:
+        flow_recipe, diffusion_recipe = flow.resolve(task, "cpu"), diffusion.resolve(task, "cpu")
+        assert flow_recipe.planned_timesteps == diffusion_recipe.planned_timesteps == 141_000, task
+        differing = {
+            key
+            for key in flow_recipe.hyperparams.keys() | diffusion_recipe.hyperparams.keys()
+            if flow_recipe.hyperparams.get(key) != diffusion_recipe.hyperparams.get(key)
+        }
+        assert differing <= set(sampler), (task, differing)
+        assert (diffusion_recipe.hyperparams["solver"], diffusion_recipe.hyperparams["n_sampling_steps"]) == (
+            "dpm_solver_2",
+            15,
+        )
 
 def _zoo(text: str, source: str = "zoo/flow.yml") -> ZooFile:
     return ZooFile(yaml.safe_load(text), "flow", source)
