@@ -131,6 +131,7 @@ def test_the_diffusion_cpu_recipe_is_the_flows_with_its_own_sampler():
             15,
         )
 
+
 def _zoo(text: str, source: str = "zoo/flow.yml") -> ZooFile:
     return ZooFile(yaml.safe_load(text), "flow", source)
 
