@@ -19,8 +19,8 @@ def test_tutorial_runs_end_to_end(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "empty_store"))
     code = "\n".join(python_blocks(TUTORIAL.read_text()))
-    assert "STEPS = 131_000" in code
-    code = code.replace("STEPS = 131_000", "STEPS = 400")
+    assert "STEPS = 135_000" in code
+    code = code.replace("STEPS = 135_000", "STEPS = 400")
     exec(compile(code, str(TUTORIAL), "exec"), {"__name__": "tutorial"})
     run = tmp_path / "tutorial_run"
     for name in ("hopper_flow.zip", "evaluations.npz", "learning_curve.png", "hopper.gif"):
