@@ -87,11 +87,13 @@ def test_eval_best_of_n_overrides_the_saved_choice(trained_run, evaluated_agents
 
 
 def test_eval_acting_temperature_overrides_the_saved_one_and_is_recorded(trained_run, evaluated_agents, tmp_path):
+    saved = QIPO.load(trained_run / "hopper-medium-mini.zip", device="cpu").acting_temperature
+    assert saved != 0.5
     invoke("eval", trained_run, "--episodes", "1", "--out", tmp_path / "saved.json")
     invoke("eval", trained_run, "--episodes", "1", "--acting-temperature", "0.5", "--out", tmp_path / "half.json")
-    assert [agent.acting_temperature for agent in evaluated_agents] == [1.0, 0.5]
+    assert [agent.acting_temperature for agent in evaluated_agents] == [saved, 0.5]
     assert json.loads((tmp_path / "half.json").read_text())["acting_temperature"] == 0.5
-    assert json.loads((tmp_path / "saved.json").read_text())["acting_temperature"] == 1.0
+    assert json.loads((tmp_path / "saved.json").read_text())["acting_temperature"] == saved
     assert "--acting-temperature" in invoke("eval", trained_run, "--acting-temperature", "1.5", expect=2).output
 
 
