@@ -127,6 +127,11 @@ class QIPO(OfflineAlgorithm):
             promises its gain at a few states (88-140 on HalfCheetah medium-expert); data with room
             to improve spreads it (2-8 on the other local datasets). None: the limit alone.
             Needs ``extraction_trust_limit``.
+        extraction_critic: (beyond the paper) ``"frozen"`` (the default): the critic stays as its
+            phase left it; ``"policy"``: while a trusted extraction runs, the critic also takes one
+            step per extraction step toward ``r + gamma (1 - terminated) min Q̄(s', g(s', z'))``,
+            the one-step policy's own next actions, as Flow Q-Learning and TD3+BC train theirs.
+            Needs ``extraction_alpha``.
         extraction_acting: how ``predict(obs, deterministic=False)`` acts once the one-step policy
             is a Q-guided extraction its guard trusted (:attr:`acts_with_extraction`):
             ``"sampled"`` (the default) or ``"deterministic"``, as ``deterministic=True`` acts

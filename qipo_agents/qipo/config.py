@@ -67,7 +67,7 @@ class QIPOConfig(BaseModel):
         "beta min_effective_support n_support_actions include_dataset_action renew_interval n_support_states "
         "policy_steps policy_batch_size policy_learning_rate policy_tau distill_steps distill_batch_size "
         "distill_learning_rate extraction_alpha extraction_trust_limit extraction_trust_concentration "
-        "extraction_acting one_step_acting n_sampling_steps solver best_of_n acting_temperature deterministic_action "
+        "extraction_critic extraction_acting one_step_acting n_sampling_steps solver best_of_n acting_temperature deterministic_action "
         "mean_action_samples sampling_chunk_size precision".split()
     )
 
@@ -127,6 +127,11 @@ class QIPOConfig(BaseModel):
         ge=1,
         description="a promise above the limit is still trusted while its mean over median per-state gain "
         "is at most this (None: the limit alone)",
+    )
+    extraction_critic: Literal["frozen", "policy"] = Field(
+        "frozen",
+        description="the critic during a trusted extraction: as its phase left it, or also trained on the "
+        "one-step policy's next actions (Flow Q-Learning's critic)",
     )
     extraction_acting: Literal["sampled", "deterministic"] = Field(
         "sampled", description="how predict(deterministic=False) acts with a trusted Q-guided extraction"
@@ -188,6 +193,13 @@ class QIPOConfig(BaseModel):
                 "extraction_trust_concentration says which promises above extraction_trust_limit are still "
                 f"trusted: it needs extraction_trust_limit (got extraction_trust_concentration="
                 f"{self.extraction_trust_concentration} with extraction_trust_limit=None); set both, or neither",
+            )
+        if self.extraction_critic == "policy" and self.extraction_alpha is None:
+            raise combination_error(
+                ("extraction_critic", "extraction_alpha"),
+                "extraction_critic='policy' trains the critic on the actions of a Q-guided extraction: it needs "
+                "extraction_alpha (got extraction_alpha=None, a plain copy, which reads no critic); set "
+                "extraction_critic='frozen' or an extraction_alpha",
             )
         if self.extraction_alpha is not None and self.distill_steps == 0:
             raise combination_error(

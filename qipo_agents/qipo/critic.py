@@ -32,7 +32,7 @@ class CriticLoss:
     target_mean: torch.Tensor
 
 
-def _fit_q(
+def fit_q(
     policy: QIPOPolicy,
     batch: TransitionBatch,
     target: torch.Tensor,
@@ -134,7 +134,7 @@ class InSupportSoftmaxQLearning(Phase):
             q_next = self.policy.critic_target.min_q(next_obs, support.reshape(b * m, a)).view(b, m)
             v_next = (torch.softmax(self.alpha_q * q_next, dim=-1) * q_next).sum(-1)
             target = batch.rewards + config.gamma * batch.not_terminated * v_next
-        return _fit_q(self.policy, batch, target, config.critic_tau, config.precision)
+        return fit_q(self.policy, batch, target, config.critic_tau, config.precision)
 
 
 class ExpectileQLearning(Phase):
@@ -161,4 +161,4 @@ class ExpectileQLearning(Phase):
                 )
             diff = q_target - self.policy.value(batch.observations)
             value_loss = (torch.abs(config.expectile - (diff < 0).float()) * diff**2).mean()
-        return _fit_q(self.policy, batch, target, config.critic_tau, config.precision, extra_loss=value_loss)
+        return fit_q(self.policy, batch, target, config.critic_tau, config.precision, extra_loss=value_loss)

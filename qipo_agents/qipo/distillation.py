@@ -28,8 +28,16 @@ TD3+BC): the student also climbs the critic,
 with ``Q`` the minimum over the critic ensemble. Dividing by the minibatch's mean ``|Q|`` (no
 gradient), as TD3+BC does, makes the Q term scale-free, so one ``extraction_alpha`` serves tasks
 whose returns differ by orders of magnitude; a large ``extraction_alpha`` gives the plain copy
-back. The critic is frozen here (its weights get no gradient): only the student moves. Without
+back. By default the critic is frozen here (its weights get no gradient): only the student moves. Without
 ``extraction_alpha`` the phase is the plain copy, and the agent acts as the paper's refined policy.
+
+``extraction_critic="policy"`` (beyond the paper, Flow Q-Learning's and TD3+BC's critic) goes on
+training the critic while a trusted extraction runs: each step, before the student's, the critic
+takes one step on a dataset minibatch (``critic_batch_size``) toward
+``r + gamma (1 - terminated) min_k Q̄_k(s', clip(g(s', z')))``, ``z' ~ N(0, I)``: it evaluates the
+student's own actions instead of the data's in-sample maximum, so the student climbs a critic of
+what it does. ``"frozen"`` (the default) keeps the critic as its phase left it. A plain copy reads
+no critic: the critic stays frozen there whatever the setting.
 
 ``extraction_trust_limit`` asks the critic, before the extraction starts, how much it promises: on
 ``TRUST_CHECK_STATES`` dataset states, one teacher action each is moved to the per-state optimum of
@@ -59,6 +67,7 @@ import torch.nn.functional as F
 
 from qipo_agents.common.precision import training_autocast
 from qipo_agents.data.device_buffer import DeviceBuffer
+from qipo_agents.qipo.critic import CriticLoss, fit_q
 from qipo_agents.qipo.phase import Phase
 from qipo_agents.qipo.policy import QIPOPolicy
 from qipo_agents.qipo.support import SamplerConfig, clip_actions
@@ -90,6 +99,17 @@ class ExtractionLoss(DistillationLoss):
     extraction_promised_q_gain: torch.Tensor
     extraction_promise_concentration: torch.Tensor
     extraction_trusted: torch.Tensor
+
+
+@dataclass(frozen=True)
+class ExtractionWithCriticLoss(ExtractionLoss):
+    """A step of an extraction with ``extraction_critic="policy"``: the extraction's fields, and the
+    critic's step on the student's actions under the critic phase's names (``critic_loss``,
+    ``q_mean``, ``target_mean``), so the critic's curves go on across the two phases."""
+
+    critic_loss: torch.Tensor
+    q_mean: torch.Tensor
+    target_mean: torch.Tensor
 
 
 #: Dataset states the trust check moves one teacher action of to the extraction objective's optimum.
@@ -189,8 +209,9 @@ class OneStepDistillation(Phase):
 
     ``one_step`` is trained on ``distill_batch_size`` (state, noise) pairs per step; ``actor_ema``
     is the teacher, acting with the agent's own sampler at its ``beta`` (used only by a
-    guidance-conditioned actor). ``extraction_alpha`` and ``extraction_trust_limit`` are those of
-    the module docstring; their None makes the phase a plain copy.
+    guidance-conditioned actor). ``extraction_alpha``, ``extraction_trust_limit`` and
+    ``extraction_critic`` are those of the module docstring; ``extraction_alpha=None`` makes the
+    phase a plain copy.
     """
 
     name = "distill"
@@ -202,7 +223,8 @@ class OneStepDistillation(Phase):
         self.promised_q_gain = torch.zeros((), device=self.data.device)
         self.promise_concentration = torch.zeros((), device=self.data.device)
         self.critic_trusted = self.config.extraction_alpha is not None
-        # the critic's training ended with its phase: gradients reach the student's actions only
+        # the critic's own phase has ended: the student's gradients reach its actions only
+        # (extraction_critic="policy" turns the critic's gradients on for its own steps alone)
         self.policy.critic.requires_grad_(False)
 
     def start(self) -> None:
@@ -240,8 +262,29 @@ class OneStepDistillation(Phase):
         self.promise_concentration = state.get("promise_concentration", unknown).to(self.data.device)
         self.critic_trusted = bool(state["critic_trusted"])
 
+    def evaluate_student(self) -> CriticLoss:
+        """One critic step toward ``r + gamma (1 - terminated) min_k Q̄_k(s', clip(g(s', z')))`` on a
+        dataset minibatch of ``critic_batch_size`` transitions, ``z' (B, action_dim) ~ N(0, I)``."""
+        config = self.config
+        batch = self.data.sample(config.critic_batch_size, self.generator)
+        noise = torch.randn(
+            len(batch.rewards), self.policy.one_step.action_dim, device=batch.rewards.device, generator=self.generator
+        )
+        with torch.no_grad(), training_autocast(config.precision, batch.rewards.device):
+            next_actions = clip_actions(
+                self.policy.one_step(batch.next_observations, noise), self.action_low, self.action_high
+            )
+            next_q = self.policy.critic_target.min_q(batch.next_observations, next_actions).float()
+            target = batch.rewards + config.gamma * batch.not_terminated * next_q
+        self.policy.critic.requires_grad_(True)
+        try:
+            return fit_q(self.policy, batch, target, config.critic_tau, config.precision)
+        finally:  # the student's step below sends gradients to its actions only
+            self.policy.critic.requires_grad_(False)
+
     def train_step(self) -> DistillationLoss | ExtractionLoss:
         config = self.config
+        critic_step = self.evaluate_student() if self.critic_trusted and config.extraction_critic == "policy" else None
         indices = self.data.sample_indices(config.distill_batch_size, self.generator)
         observations = self.data.observations[indices]  # (batch, obs_dim)
         noise = torch.randn(
@@ -275,7 +318,7 @@ class OneStepDistillation(Phase):
             q_gain = (q.detach() - teacher_q).mean() / q_scale
             spread = (qs.max(dim=0).values - q).detach().mean()
             teacher_spread = (teacher_qs.max(dim=0).values - teacher_qs.min(dim=0).values).mean()
-        return ExtractionLoss(
+        extraction = (
             copy_loss.detach(),
             relative_error,
             q_gain,
@@ -283,4 +326,9 @@ class OneStepDistillation(Phase):
             self.promised_q_gain,
             self.promise_concentration,
             torch.tensor(float(self.critic_trusted)),
+        )
+        if critic_step is None:
+            return ExtractionLoss(*extraction)
+        return ExtractionWithCriticLoss(
+            *extraction, critic_step.critic_loss, critic_step.q_mean, critic_step.target_mean
         )

@@ -43,7 +43,7 @@ def _captured_target(monkeypatch, phase) -> tuple[torch.Tensor, torch.Tensor]:
         captured["indices"], captured["target"] = batch.indices, target
         return None
 
-    monkeypatch.setattr(critic_module, "_fit_q", capture)
+    monkeypatch.setattr(critic_module, "fit_q", capture)
     phase.train_step()
     order = torch.argsort(captured["indices"])
     return captured["indices"][order], captured["target"][order]

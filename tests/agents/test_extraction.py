@@ -81,8 +81,10 @@ def test_the_extracted_policy_saves_loads_and_exports(post_critic, tmp_path):
         np.testing.assert_allclose(exported, expected, atol=1e-5)
 
 
-def test_resume_mid_extraction_equals_the_uninterrupted_run(agent_class, bandit_data, tmp_path):
-    config = {**TINY, "distill_steps": 30, "extraction_alpha": 1.0}  # extraction: steps 140-169
+@pytest.mark.parametrize("extraction_critic", ["frozen", "policy"])
+def test_resume_mid_extraction_equals_the_uninterrupted_run(agent_class, bandit_data, extraction_critic, tmp_path):
+    config = {**TINY, "distill_steps": 30, "extraction_alpha": 1.0, "extraction_critic": extraction_critic}
+    # the extraction: steps 140-169
 
     uninterrupted = agent_class("MlpPolicy", bandit_data, reward_scaling="none", **config).learn()
     first = agent_class("MlpPolicy", bandit_data, reward_scaling="none", **config)
@@ -105,6 +107,73 @@ def test_the_critic_stays_as_its_phase_left_it(bandit_data):
         torch.testing.assert_close(value, before[key], rtol=0, atol=0)
 
 
+def make_two_step_bandit(n: int = 3000, seed: int = 0) -> dict[str, np.ndarray]:
+    """Two-step episodes: observe ``(s, 0)``, act (reward 0), observe ``(s, 1)``, act and earn
+    ``s a`` (the bandit's reward), then terminate; behaviour actions as the bandit's (+-0.5) at both
+    steps. Under the behaviour policy the first step is worth ``gamma * 0``; under a policy that acts
+    toward ``sign(s)`` at the second step it is worth ``gamma`` times that policy's reward."""
+    second = make_bandit(n, seed)
+    states = second["observations"]
+    first_actions = make_bandit(n, seed + 1)["actions"]
+    first_obs = np.concatenate([states, np.zeros_like(states)], axis=1)
+    second_obs = np.concatenate([states, np.ones_like(states)], axis=1)
+    return {
+        "observations": np.concatenate([first_obs, second_obs]),
+        "actions": np.concatenate([first_actions, second["actions"]]),
+        "rewards": np.concatenate([np.zeros(n, np.float32), second["rewards"]]),
+        "next_observations": np.concatenate([second_obs, second_obs]),
+        "terminations": np.concatenate([np.zeros(n, bool), np.ones(n, bool)]),
+        "truncations": np.zeros(2 * n, dtype=bool),
+    }
+
+
+GAMMA = 0.9
+
+
+@pytest.fixture(scope="module")
+def two_step_post_critic(tmp_path_factory):
+    """An agent on the two-step bandit saved at the end of its critic phase (expectile 0.5: the
+    critic values the behaviour policy, so the first step is worth about 0)."""
+    config = {**BANDIT_CONFIG, "gamma": GAMMA, "behavior_steps": 1000, "critic_steps": 800, "policy_steps": 0}
+    config["critic_tau"] = 0.02  # target networks that follow the policy critic within the extraction
+    agent = QIPOFlow("MlpPolicy", make_two_step_bandit(), **config).learn()
+    return agent.save(tmp_path_factory.mktemp("two_step") / "agent")
+
+
+@pytest.mark.parametrize("extraction_critic", ["frozen", "policy"])
+def test_a_policy_critic_values_what_the_extracted_policy_does(two_step_post_critic, extraction_critic):
+    """The extraction acts toward ``sign(s)`` at the second step. ``extraction_critic="policy"``
+    re-evaluates the first step under the extracted policy: its Q there approaches ``gamma`` times
+    the extracted policy's reward; ``"frozen"`` keeps the behaviour's 0 (and its weights)."""
+    agent = QIPOFlow.load(
+        two_step_post_critic,
+        device="cpu",
+        dataset=make_two_step_bandit(),
+        distill_steps=600,
+        extraction_alpha=1.0,
+        extraction_critic=extraction_critic,
+    )
+    critic_before = {k: v.clone() for k, v in agent.policy.critic.state_dict().items()}
+    agent.learn(reset_num_timesteps=False)
+    assert agent.acts_with_extraction
+
+    states = np.random.default_rng(2).uniform(-1, 1, size=(2000, 1)).astype(np.float32)
+    second_step = np.concatenate([states, np.ones_like(states)], axis=1)
+    first_step = np.concatenate([states, np.zeros_like(states)], axis=1)
+    extracted_reward = float(bandit_reward(states, agent.predict(second_step)[0]).mean())
+    assert extracted_reward > 0.1  # the extraction acts toward sign(s)
+    with torch.no_grad():
+        observations = torch.as_tensor(first_step)  # the bandit's config keeps raw observations
+        data_actions = torch.as_tensor(make_bandit(len(states), seed=3)["actions"])
+        first_step_q = float(agent.policy.critic.min_q(observations, data_actions).mean())
+    if extraction_critic == "policy":
+        assert first_step_q == pytest.approx(GAMMA * extracted_reward, rel=0.3), (first_step_q, extracted_reward)
+    else:
+        assert abs(first_step_q) < 0.2 * GAMMA * extracted_reward, (first_step_q, extracted_reward)
+        for key, value in agent.policy.critic.state_dict().items():
+            torch.testing.assert_close(value, critic_before[key], rtol=0, atol=0)
+
+
 def test_a_post_critic_save_takes_new_lengths_for_the_phases_ahead(bandit_data, tmp_path):
     agent = QIPOFlow("MlpPolicy", bandit_data, reward_scaling="none", **TINY)
     agent.learn(callback=lambda local_vars, _globals: local_vars["self"].num_timesteps < 100)  # the critic's end
@@ -124,6 +193,8 @@ def test_a_post_critic_save_takes_new_lengths_for_the_phases_ahead(bandit_data, 
         ({"distill_steps": 0, "extraction_alpha": 1.0}, "only distill_steps > 0 trains"),
         ({"distill_steps": 10, "extraction_trust_limit": 0.1}, "extraction_trust_limit .* needs extraction_alpha"),
         ({"distill_steps": 10, "extraction_alpha": 1.0, "extraction_trust_limit": 0.0}, "must be > 0"),
+        ({"distill_steps": 10, "extraction_critic": "policy"}, "extraction_critic='policy' .* needs extraction_alpha"),
+        ({"distill_steps": 10, "extraction_alpha": 1.0, "extraction_critic": "td3"}, "'frozen' or 'policy'"),
         (
             {"distill_steps": 10, "extraction_alpha": 1.0, "extraction_trust_concentration": 20.0},
             "extraction_trust_concentration .* needs extraction_trust_limit",
