@@ -67,8 +67,8 @@ class QIPOConfig(BaseModel):
         "beta min_effective_support n_support_actions include_dataset_action renew_interval n_support_states "
         "policy_steps policy_batch_size policy_learning_rate policy_tau distill_steps distill_batch_size "
         "distill_learning_rate extraction_alpha extraction_trust_limit extraction_trust_concentration "
-        "extraction_critic extraction_acting one_step_acting n_sampling_steps solver best_of_n acting_temperature deterministic_action "
-        "mean_action_samples sampling_chunk_size precision".split()
+        "extraction_critic extraction_acting one_step_acting n_sampling_steps solver best_of_n acting_temperature "
+        "deterministic_action mean_action_samples sampling_chunk_size precision".split()
     )
 
     # ---------------------------------------------------------------- behaviour warm-up (K1)

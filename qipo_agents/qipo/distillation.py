@@ -28,8 +28,9 @@ TD3+BC): the student also climbs the critic,
 with ``Q`` the minimum over the critic ensemble. Dividing by the minibatch's mean ``|Q|`` (no
 gradient), as TD3+BC does, makes the Q term scale-free, so one ``extraction_alpha`` serves tasks
 whose returns differ by orders of magnitude; a large ``extraction_alpha`` gives the plain copy
-back. By default the critic is frozen here (its weights get no gradient): only the student moves. Without
-``extraction_alpha`` the phase is the plain copy, and the agent acts as the paper's refined policy.
+back. By default the critic is frozen here (its weights get no gradient): only the student
+moves. Without ``extraction_alpha`` the phase is the plain copy, and the agent acts as the
+paper's refined policy.
 
 ``extraction_critic="policy"`` (beyond the paper, Flow Q-Learning's and TD3+BC's critic) goes on
 training the critic while a trusted extraction runs: each step, before the student's, the critic
