@@ -83,8 +83,8 @@ def test_the_extracted_policy_saves_loads_and_exports(post_critic, tmp_path):
 
 @pytest.mark.parametrize("extraction_critic", ["frozen", "policy"])
 def test_resume_mid_extraction_equals_the_uninterrupted_run(agent_class, bandit_data, extraction_critic, tmp_path):
+    # the extraction runs steps 140-169, after TINY's three phases
     config = {**TINY, "distill_steps": 30, "extraction_alpha": 1.0, "extraction_critic": extraction_critic}
-    # the extraction: steps 140-169
 
     uninterrupted = agent_class("MlpPolicy", bandit_data, reward_scaling="none", **config).learn()
     first = agent_class("MlpPolicy", bandit_data, reward_scaling="none", **config)
